@@ -1,0 +1,139 @@
+"""SQLModel tables. Only adapters/db imports these; the API answers with Structs."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import JSON, Column, Index, LargeBinary, String, Text, UniqueConstraint, text
+from sqlmodel import Field, SQLModel
+
+from recorder_service.adapters.db.types import UTCDateTime, utcnow
+
+# Statuses in which a recording session of (meeting, type) counts as running.
+ACTIVE_STATUSES = ("starting", "recording")
+_ACTIVE_WHERE = text("status IN ('starting', 'recording')")
+
+
+def _ts(nullable: bool = False, index: bool = False) -> Column:  # type: ignore[type-arg]
+    return Column(UTCDateTime(), nullable=nullable, index=index)
+
+
+class MeetingRow(SQLModel, table=True):
+    __tablename__ = "meetings"
+
+    id: str = Field(sa_column=Column(String(128), primary_key=True))
+    room_name: str = Field(sa_column=Column(String(255), nullable=False, index=True))
+    recording_type: str = Field(sa_column=Column(String(16), nullable=False))
+    start_date: datetime = Field(sa_column=_ts())
+    end_date: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+
+
+class RecordingRow(SQLModel, table=True):
+    """One Daily recording session of a meeting (a new one after every stop/start)."""
+
+    __tablename__ = "recordings"
+    __table_args__ = (
+        # At most one running session per (meeting, type): the database half of the start claim.
+        Index(
+            "uq_recordings_one_active",
+            "meeting_id",
+            "type",
+            unique=True,
+            sqlite_where=_ACTIVE_WHERE,
+            postgresql_where=_ACTIVE_WHERE,
+        ),
+        Index("ix_recordings_meeting_type", "meeting_id", "type"),
+    )
+
+    id: str = Field(sa_column=Column(String(36), primary_key=True))
+    meeting_id: str = Field(sa_column=Column(String(128), nullable=False))
+    # "cloud" or "raw-tracks"; cloud-audio-only is a cloud recording with audio_only set.
+    type: str = Field(sa_column=Column(String(16), nullable=False))
+    audio_only: bool = Field(default=False)
+    instance_id: str | None = Field(default=None, sa_column=Column(String(36), nullable=True))
+    status: str = Field(sa_column=Column(String(16), nullable=False))
+    daily_recording_id: str | None = Field(
+        default=None, sa_column=Column(String(64), nullable=True, unique=True)
+    )
+    room_name: str | None = Field(default=None, sa_column=Column(String(255), nullable=True))
+    s3_key: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    duration: int | None = Field(default=None)
+    tracks: list[dict[str, object]] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    start_ts: int | None = Field(default=None)
+    started_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    ready_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+
+
+class InboxEventRow(SQLModel, table=True):
+    """Every correctly signed Daily webhook, stored before we answer 200."""
+
+    __tablename__ = "inbox_events"
+
+    # Daily's event id; for bodies without one, "sha256:<hex of body>".
+    id: str = Field(sa_column=Column(String(255), primary_key=True))
+    event_type: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
+    # pending | applied | orphan | ignored | unparseable | failed
+    state: str = Field(sa_column=Column(String(16), nullable=False, index=True))
+    body: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    source: str = Field(default="webhook", sa_column=Column(String(16), nullable=False))
+    meeting_id: str | None = Field(default=None, sa_column=Column(String(128), nullable=True))
+    recording_id: str | None = Field(default=None, sa_column=Column(String(36), nullable=True))
+    detail: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    traceparent: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
+    attempts: int = Field(default=0)
+    received_at: datetime = Field(default_factory=utcnow, sa_column=_ts(index=True))
+    processed_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+
+
+class CallbackRow(SQLModel, table=True):
+    """Outbox: a callback to Reflector, written in the transaction that caused it."""
+
+    __tablename__ = "callbacks"
+    __table_args__ = (
+        UniqueConstraint("recording_id", "event_type", name="uq_callbacks_recording_event"),
+        Index("ix_callbacks_due", "state", "next_attempt_at"),
+    )
+
+    # The Standard Webhooks message id ("msg_..."), kept across retries.
+    id: str = Field(sa_column=Column(String(64), primary_key=True))
+    event_type: str = Field(sa_column=Column(String(64), nullable=False))
+    meeting_id: str = Field(sa_column=Column(String(128), nullable=False, index=True))
+    recording_id: str = Field(sa_column=Column(String(36), nullable=False))
+    body: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    # pending | delivered | dead
+    state: str = Field(sa_column=Column(String(16), nullable=False))
+    attempts: int = Field(default=0)
+    next_attempt_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+    lease_until: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    lease_owner: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
+    last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    last_status_code: int | None = Field(default=None)
+    traceparent: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+    delivered_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+
+
+class CallbackAttemptRow(SQLModel, table=True):
+    __tablename__ = "callback_attempts"
+
+    id: int | None = Field(default=None, primary_key=True)
+    callback_id: str = Field(sa_column=Column(String(64), nullable=False, index=True))
+    attempted_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+    status_code: int | None = Field(default=None)
+    error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    duration_ms: int = Field(default=0)
+
+
+class ServiceStateRow(SQLModel, table=True):
+    """Small named values that must survive restarts (e.g. the reconciler's cursor)."""
+
+    __tablename__ = "service_state"
+
+    key: str = Field(sa_column=Column(String(64), primary_key=True))
+    value: str = Field(sa_column=Column(Text, nullable=False))
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=_ts())

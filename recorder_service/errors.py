@@ -1,0 +1,86 @@
+"""The service's typed errors. http/errors.py alone maps them to status codes."""
+
+from __future__ import annotations
+
+
+class RecorderError(Exception):
+    """Base of every error the service raises on purpose."""
+
+
+class InvalidInput(RecorderError):
+    """The caller sent something the contract does not allow (400)."""
+
+
+class MeetingNotFound(RecorderError):
+    pass
+
+
+class RecordingNotFound(RecorderError):
+    pass
+
+
+class MeetingNotRecordable(RecorderError):
+    """Recording type is not cloud, or the meeting has ended (409)."""
+
+
+class CloudStartedByClient(RecorderError):
+    pass
+
+
+class RoomNotHosting(RecorderError):
+    """Daily still says the room hosts no call after our retries."""
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class DailyError(RecorderError):
+    """Daily failed (5xx, timeout, unexpected 4xx) after bounded retries."""
+
+    def __init__(self, message: str, *, status_code: int | None = None,
+                 error_type: str | None = None, info: str | None = None) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.error_type = error_type
+        self.info = info
+
+
+class DailyNotHosting(DailyError):
+    """Daily: "does not seem to be hosting a call" (no call registered yet)."""
+
+
+class DailyActiveStream(DailyError):
+    """Daily: "has an active stream": a session with that instanceId already runs."""
+
+
+class DailyRateLimited(DailyError):
+    def __init__(self, message: str, *, retry_after_s: float | None = None, **kw: object) -> None:
+        super().__init__(message, **kw)  # type: ignore[arg-type]
+        self.retry_after_s = retry_after_s
+
+
+class CoordinationUnavailable(RecorderError):
+    """Redis is configured but unreachable: starting now could double-start (503)."""
+
+
+class StorageUnavailable(RecorderError):
+    """The database or the S3 store did not answer (503)."""
+
+
+class InvalidSignature(RecorderError):
+    pass
+
+
+class RateLimited(RecorderError):
+    def __init__(self, retry_after_s: int) -> None:
+        super().__init__("too many requests")
+        self.retry_after_s = retry_after_s
+
+
+class Unauthorized(RecorderError):
+    pass
+
+
+class InternalApiDisabled(RecorderError):
+    pass

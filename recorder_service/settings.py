@@ -1,0 +1,147 @@
+"""Service configuration: one frozen Struct, read once from RECORDER_* variables."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Mapping
+from typing import Annotated, Literal
+
+import msgspec
+
+ENV_PREFIX = "RECORDER_"
+DEFAULT_DAILY_API_URL = "https://api.daily.co/v1"
+
+# Spans ~27.7 h: the contract asks for at least 24 h of retries before a callback is dead.
+DEFAULT_CALLBACK_RETRY_SECONDS: tuple[float, ...] = (
+    5, 30, 120, 600, 1800, 3600, 7200, 14400, 28800, 43200,
+)
+
+PositiveSeconds = Annotated[float, msgspec.Meta(gt=0)]
+
+
+class ConfigError(Exception):
+    """Invalid configuration; the message names the variable and never its value."""
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    database_url: str = "sqlite+aiosqlite:///./recorder.db"
+    redis_url: str | None = None
+    redis_prefix: str = "recorder:"
+    daily_api_key: str = ""
+    daily_api_url: str = DEFAULT_DAILY_API_URL
+    daily_webhook_secrets: tuple[str, ...] = ()
+    s3_bucket: str | None = None
+    s3_region: str = "us-east-1"
+    s3_endpoint_url: str | None = None
+    presign_ttl_seconds: Annotated[int, msgspec.Meta(ge=60, le=604800)] = 3600
+    callback_url: str | None = None
+    callback_secret: str | None = None
+    internal_api_key: str | None = None
+    cors_origins: tuple[str, ...] = ()
+    cloud_start: Literal["client", "server"] = "client"
+    background: bool = True
+    reconcile_interval_seconds: PositiveSeconds = 300.0
+    callback_retry_seconds: tuple[PositiveSeconds, ...] = DEFAULT_CALLBACK_RETRY_SECONDS
+    rate_limit_per_minute: Annotated[int, msgspec.Meta(ge=1)] = 600
+    # Not in the contract's table; ours to tune (tests shrink them).
+    start_not_hosting_budget_seconds: Annotated[float, msgspec.Meta(ge=0)] = 10.0
+    start_not_hosting_delay_seconds: PositiveSeconds = 1.0
+    daily_timeout_seconds: PositiveSeconds = 10.0
+    daily_max_attempts: Annotated[int, msgspec.Meta(ge=1, le=10)] = 3
+    daily_retry_base_seconds: PositiveSeconds = 0.5
+    callback_timeout_seconds: PositiveSeconds = 10.0
+    outbox_batch_size: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 50
+    outbox_poll_seconds: PositiveSeconds = 5.0
+    outbox_lease_seconds: PositiveSeconds = 60.0
+    inbox_sweep_seconds: PositiveSeconds = 60.0
+    starting_claim_timeout_seconds: PositiveSeconds = 120.0
+    log_format: Literal["auto", "json", "text"] = "auto"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @property
+    def redis_configured(self) -> bool:
+        return self.redis_url is not None
+
+
+_LIST_FIELDS = {"daily_webhook_secrets", "cors_origins", "callback_retry_seconds"}
+_SECRET_FIELDS = {"daily_api_key", "daily_webhook_secrets", "callback_secret", "internal_api_key"}
+
+
+def env_name(field: str) -> str:
+    return ENV_PREFIX + field.upper()
+
+
+def unknown_variables(env: Mapping[str, str]) -> list[str]:
+    """RECORDER_* names that match no setting: likely typos, reported as warnings."""
+    known = {env_name(f) for f in Settings.__struct_fields__}
+    return sorted(k for k in env if k.startswith(ENV_PREFIX) and k not in known)
+
+
+def load_settings(env: Mapping[str, str]) -> Settings:
+    known = set(Settings.__struct_fields__)
+    raw: dict[str, object] = {}
+    for key, value in env.items():
+        if not key.startswith(ENV_PREFIX):
+            continue
+        field = key.removeprefix(ENV_PREFIX).lower()
+        if field not in known:
+            continue
+        if value == "" and field not in _LIST_FIELDS:
+            continue  # an empty variable means "use the default"
+        raw[field] = [p.strip() for p in value.split(",") if p.strip()] if field in _LIST_FIELDS else value
+    try:
+        settings = msgspec.convert(raw, Settings, strict=False)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(_describe(exc)) from None
+    _check_consistency(settings)
+    return settings
+
+
+def _describe(exc: msgspec.ValidationError) -> str:
+    # msgspec says e.g. "Expected `int`, got `str` - at `$.presign_ttl_seconds`";
+    # it never includes the value, so secrets cannot leak through this message.
+    text = str(exc)
+    reason, _, where = text.partition(" - at `$.")
+    field = where.split("`")[0].split("[")[0].split(".")[0]
+    if field:
+        return f"{env_name(field)}: {reason}"
+    return f"configuration: {reason}"
+
+
+def _check_consistency(s: Settings) -> None:
+    if s.daily_api_url.rstrip("/") == DEFAULT_DAILY_API_URL and not s.daily_api_key:
+        raise ConfigError(
+            f"{env_name('daily_api_key')}: required when {env_name('daily_api_url')} is Daily's API"
+        )
+    for secret in s.daily_webhook_secrets:
+        if not _is_base64(secret):
+            raise ConfigError(f"{env_name('daily_webhook_secrets')}: every secret must be base64")
+    if s.callback_url is not None:
+        if not s.callback_url.startswith(("http://", "https://")):
+            raise ConfigError(f"{env_name('callback_url')}: must be an http(s) URL")
+        if s.callback_secret is None:
+            raise ConfigError(f"{env_name('callback_secret')}: required with {env_name('callback_url')}")
+    if s.callback_secret is not None and not (
+        s.callback_secret.startswith("whsec_") and _is_base64(s.callback_secret.removeprefix("whsec_"))
+    ):
+        raise ConfigError(f"{env_name('callback_secret')}: must be whsec_<base64>")
+    if not s.callback_retry_seconds:
+        raise ConfigError(f"{env_name('callback_retry_seconds')}: needs at least one delay")
+    if not s.database_url.startswith(("sqlite+aiosqlite://", "postgresql+psycopg://")):
+        raise ConfigError(
+            f"{env_name('database_url')}: must start with sqlite+aiosqlite:// or postgresql+psycopg://"
+        )
+    if s.redis_url is not None and not s.redis_url.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError(f"{env_name('redis_url')}: must be a redis:// or rediss:// URL")
+
+
+def _is_base64(value: str) -> bool:
+    try:
+        return len(base64.b64decode(value, validate=True)) > 0
+    except (binascii.Error, ValueError):
+        return False
+
+
+def is_secret_field(field: str) -> bool:
+    return field in _SECRET_FIELDS

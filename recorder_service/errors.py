@@ -38,8 +38,14 @@ class RoomNotHosting(RecorderError):
 class DailyError(RecorderError):
     """Daily failed (5xx, timeout, unexpected 4xx) after bounded retries."""
 
-    def __init__(self, message: str, *, status_code: int | None = None,
-                 error_type: str | None = None, info: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int | None = None,
+        error_type: str | None = None,
+        info: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.status_code = status_code
         self.error_type = error_type

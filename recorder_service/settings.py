@@ -14,7 +14,16 @@ DEFAULT_DAILY_API_URL = "https://api.daily.co/v1"
 
 # Spans ~27.7 h: the contract asks for at least 24 h of retries before a callback is dead.
 DEFAULT_CALLBACK_RETRY_SECONDS: tuple[float, ...] = (
-    5, 30, 120, 600, 1800, 3600, 7200, 14400, 28800, 43200,
+    5,
+    30,
+    120,
+    600,
+    1800,
+    3600,
+    7200,
+    14400,
+    28800,
+    43200,
 )
 
 PositiveSeconds = Annotated[float, msgspec.Meta(gt=0)]

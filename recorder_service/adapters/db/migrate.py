@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+from collections.abc import Callable
 from pathlib import Path
 
 from alembic import command
@@ -34,14 +36,25 @@ def _ensure_sqlite_dir(database_url: str) -> None:
         Path(database_url.removeprefix(prefix)).expanduser().parent.mkdir(parents=True, exist_ok=True)
 
 
+def _off_loop(fn: Callable[[], None]) -> None:
+    """env.py runs its own event loop, which cannot nest in a running one: use a thread then."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        fn()
+        return
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(fn).result()
+
+
 def upgrade(database_url: str, revision: str = "head") -> None:
-    """Blocking: call from a thread (env.py runs its own event loop)."""
+    """Blocking."""
     _ensure_sqlite_dir(database_url)
-    command.upgrade(alembic_config(database_url), revision)
+    _off_loop(lambda: command.upgrade(alembic_config(database_url), revision))
 
 
 def downgrade(database_url: str, revision: str) -> None:
-    command.downgrade(alembic_config(database_url), revision)
+    _off_loop(lambda: command.downgrade(alembic_config(database_url), revision))
 
 
 async def upgrade_async(database_url: str, revision: str = "head") -> None:

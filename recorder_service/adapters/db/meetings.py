@@ -1,0 +1,65 @@
+"""MeetingRepository: named queries over the meetings table. Never commits."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from recorder_service.adapters.db.tables import MeetingRow
+from recorder_service.adapters.db.types import utcnow
+from recorder_service.domain.models import Meeting
+
+
+def to_meeting(row: MeetingRow) -> Meeting:
+    return Meeting(
+        id=row.id,
+        room_name=row.room_name,
+        recording_type=row.recording_type,
+        start_date=row.start_date,
+        end_date=row.end_date,
+    )
+
+
+class MeetingRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._s = session
+
+    async def get(self, meeting_id: str) -> Meeting | None:
+        row = await self._s.get(MeetingRow, meeting_id)
+        return to_meeting(row) if row else None
+
+    async def upsert(self, meeting: Meeting) -> bool:
+        """Returns True when the meeting was created."""
+        row = await self._s.get(MeetingRow, meeting.id, with_for_update=True)
+        if row is None:
+            self._s.add(
+                MeetingRow(
+                    id=meeting.id,
+                    room_name=meeting.room_name,
+                    recording_type=meeting.recording_type,
+                    start_date=meeting.start_date,
+                    end_date=meeting.end_date,
+                )
+            )
+            await self._s.flush()
+            return True
+        row.room_name = meeting.room_name
+        row.recording_type = meeting.recording_type
+        row.start_date = meeting.start_date
+        row.end_date = meeting.end_date
+        row.updated_at = utcnow()
+        self._s.add(row)
+        await self._s.flush()
+        return False
+
+    async def by_room_around(self, room_name: str, at: datetime, tolerance: timedelta) -> Sequence[Meeting]:
+        """Meetings of a room whose [start - tol, end + tol] window contains `at`."""
+        stmt = select(MeetingRow).where(
+            MeetingRow.room_name == room_name,
+            col(MeetingRow.start_date) <= at + tolerance,
+        )
+        rows = (await self._s.exec(stmt)).all()
+        return [to_meeting(r) for r in rows if r.end_date is None or r.end_date + tolerance >= at]

@@ -1,0 +1,42 @@
+"""A transaction with the repositories bound to it; driver failures become StorageUnavailable."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from recorder_service.adapters.db.meetings import MeetingRepository
+from recorder_service.adapters.db.recordings import RecordingRepository
+from recorder_service.errors import StorageUnavailable
+
+
+class UnitOfWork:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+        self.meetings = MeetingRepository(session)
+        self.recordings = RecordingRepository(session)
+
+
+class Database:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._sessions = sessions
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[UnitOfWork]:
+        """Commits on success, rolls back on error. The use case owns the transaction."""
+        try:
+            async with self._sessions() as session, session.begin():
+                yield UnitOfWork(session)
+        except IntegrityError:
+            raise
+        except (OperationalError, PoolTimeout, OSError) as exc:
+            raise StorageUnavailable("database unavailable") from exc
+        except DBAPIError as exc:
+            if exc.connection_invalidated:
+                raise StorageUnavailable("database unavailable") from exc
+            raise

@@ -1,0 +1,61 @@
+"""recorder-service command line. The only place that reads os.environ."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Sequence
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="recorder-service", description="Orchestrates Daily.co meeting recordings for Reflector."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="run the HTTP API (and the background loops unless disabled)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="port to bind (default 8000)")
+    serve.add_argument(
+        "--no-background",
+        action="store_true",
+        help="do not run the background loops here (same as RECORDER_BACKGROUND=false)",
+    )
+
+    sub.add_parser("worker", help="run only the background loops (callback delivery, reconciliation)")
+    sub.add_parser("migrate", help="upgrade the database schema to the latest revision")
+
+    sim = sub.add_parser("simulate-daily", help="run the Daily.co API simulator (tests and demos)")
+    sim.add_argument("--host", default="127.0.0.1")
+    sim.add_argument("--port", type=int, default=8900)
+
+    demo = sub.add_parser("demo", help="play one meeting through the whole service on embedded defaults")
+    demo.add_argument("--keep-running", action="store_true", help="leave the service up afterwards")
+
+    daily = sub.add_parser("daily", help="talk to Daily's API")
+    daily_sub = daily.add_subparsers(dest="daily_command", required=True, metavar="DAILY_COMMAND")
+    probe = daily_sub.add_parser("probe", help="check Daily's start/instanceId behaviour in a room")
+    probe.add_argument("--room", required=True)
+    webhook = daily_sub.add_parser("webhook", help="manage the domain's Daily webhook")
+    webhook_sub = webhook.add_subparsers(dest="webhook_command", required=True, metavar="WEBHOOK_COMMAND")
+    ensure = webhook_sub.add_parser("ensure", help="create the webhook, or re-create one Daily marked FAILED")
+    ensure.add_argument("--url", required=True)
+    webhook_sub.add_parser("list", help="list the domain's webhooks")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from recorder_service import commands  # imported late: --help stays fast
+
+    return (
+        asyncio.run(commands.dispatch(args, dict(os.environ)))
+        if args.command != "serve"
+        else commands.serve(args, dict(os.environ))
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,66 @@
+"""What each CLI command does. cli.py parses; this runs."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Mapping
+
+from recorder_service.settings import ConfigError, Settings, load_settings, unknown_variables
+
+log = logging.getLogger("recorder_service")
+
+
+def configure(env: Mapping[str, str]) -> Settings:
+    """Loads settings or exits with one clear line naming the variable."""
+    try:
+        settings = load_settings(env)
+    except ConfigError as exc:
+        print(f"recorder-service: invalid configuration: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    from recorder_service.logs import setup_logging
+
+    setup_logging(settings)
+    for name in unknown_variables(env):
+        log.warning("unknown setting %s ignored (a typo?)", name)
+    return settings
+
+
+def serve(args: argparse.Namespace, env: Mapping[str, str]) -> int:
+    import uvicorn
+
+    from recorder_service.adapters.db.migrate import upgrade
+    from recorder_service.app import create_app
+
+    settings = configure(env)
+    if settings.database_url.startswith("sqlite"):
+        upgrade(settings.database_url)  # embedded default: the file is ours to create
+    app = create_app(settings, run_background=False if args.no_background else None)
+    uvicorn.run(
+        app, host=args.host, port=args.port, log_config=None, access_log=False, timeout_graceful_shutdown=20
+    )
+    return 0
+
+
+async def dispatch(args: argparse.Namespace, env: Mapping[str, str]) -> int:
+    if args.command == "migrate":
+        from recorder_service.adapters.db.migrate import upgrade_async
+
+        settings = configure(env)
+        await upgrade_async(settings.database_url)
+        log.info("database upgraded to head")
+        return 0
+    if args.command == "worker":
+        from recorder_service.workers.main import run_worker
+
+        return await run_worker(configure(env))
+    if args.command == "simulate-daily":
+        from recorder_service.simulator import SimulatorConfig, run_simulator
+
+        await run_simulator(
+            args.host, args.port, SimulatorConfig(api_key=env.get("RECORDER_DAILY_API_KEY") or None)
+        )
+        return 0
+    print(f"recorder-service: {args.command} is not available yet", file=sys.stderr)
+    return 2

@@ -1,0 +1,211 @@
+"""Join-time recording start: one Daily start per meeting, type and recording session.
+
+Two guards: a lock per (meeting, type) serialises callers on every replica, and the
+unique "one active recording" index makes the database the final arbiter. Daily itself
+answers "has an active stream" for a running instanceId, a third line of defence."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+import msgspec
+
+from recorder_service.adapters.db.recordings import RecordingAlreadyActive
+from recorder_service.adapters.db.tables import RecordingRow
+from recorder_service.adapters.db.unit_of_work import Database
+from recorder_service.domain.models import (
+    Meeting,
+    RecordingType,
+    instance_id_for,
+    new_recording_id,
+)
+from recorder_service.domain.ports import Coordinator, DailyRecordingStarter
+from recorder_service.errors import (
+    CloudStartedByClient,
+    DailyActiveStream,
+    DailyError,
+    DailyNotHosting,
+    MeetingNotFound,
+    MeetingNotRecordable,
+    RoomNotHosting,
+)
+
+DAILY_DEFAULT_MAX_DURATION_S = 3 * 3600
+
+
+class StartOutcome(msgspec.Struct, frozen=True):
+    status: Literal["started", "already_active"]
+    type: RecordingType
+    instance_id: str
+    meeting_id: str
+
+
+class _FailedAttempt(msgspec.Struct, frozen=True):
+    """What the last lock holder learned, so the callers queued behind it share its answer."""
+
+    at: float
+    kind: Literal["not_hosting", "daily_error"]
+    message: str
+    retry_after_s: int = 1
+    status_code: int | None = None
+
+
+@dataclass(frozen=True)
+class StartPolicy:
+    cloud_start: Literal["client", "server"]
+    not_hosting_budget_s: float
+    not_hosting_delay_s: float
+    lock_ttl_s: float
+    lock_wait_s: float
+
+
+@dataclass(frozen=True)
+class StartDeps:
+    db: Database
+    coordinator: Coordinator
+    daily: DailyRecordingStarter
+    policy: StartPolicy
+    now: Callable[[], datetime]
+
+
+def max_duration_for(meeting: Meeting, now: datetime) -> int:
+    """Covers the meeting's remaining time, never below Daily's 3-hour default."""
+    if meeting.end_date is None:
+        return DAILY_DEFAULT_MAX_DURATION_S
+    remaining = math.ceil((meeting.end_date - now).total_seconds())
+    return max(DAILY_DEFAULT_MAX_DURATION_S, remaining)
+
+
+def check_recordable(meeting: Meeting | None, meeting_id: str, now: datetime) -> Meeting:
+    if meeting is None:
+        raise MeetingNotFound(f"meeting {meeting_id} is not registered")
+    if meeting.recording_type != "cloud":
+        raise MeetingNotRecordable(
+            f"meeting {meeting_id} has recording_type {meeting.recording_type!r}, not 'cloud'"
+        )
+    if meeting.end_date is not None and meeting.end_date <= now:
+        raise MeetingNotRecordable(f"meeting {meeting_id} has ended")
+    return meeting
+
+
+async def start_recording(deps: StartDeps, meeting_id: str, rec_type: RecordingType) -> StartOutcome:
+    if rec_type == "cloud" and deps.policy.cloud_start == "client":
+        raise CloudStartedByClient("cloud recordings are started by the client (RECORDER_CLOUD_START=client)")
+    async with deps.db.transaction() as uow:
+        meeting = check_recordable(await uow.meetings.get(meeting_id), meeting_id, deps.now())
+    instance_id = instance_id_for(meeting_id, rec_type)
+    key = f"start:{meeting_id}:{rec_type}"
+    arrived_at = time.time()
+    async with deps.coordinator.hold(key, ttl_s=deps.policy.lock_ttl_s, wait_s=deps.policy.lock_wait_s):
+        await _replay_recent_failure(deps, key, arrived_at)
+        async with deps.db.transaction() as uow:
+            active = await uow.recordings.find_active(meeting_id, rec_type)
+            if active is not None and active.status == "recording":
+                return StartOutcome("already_active", rec_type, instance_id, meeting_id)
+            if active is not None:
+                # A "starting" row seen under the lock was left by a holder that died
+                # mid-start: take it over (Daily dedups by instanceId if it did start).
+                claim_id = active.id
+            else:
+                try:
+                    claim = await uow.recordings.insert(
+                        RecordingRow(
+                            id=new_recording_id(),
+                            meeting_id=meeting_id,
+                            type=rec_type,
+                            instance_id=instance_id,
+                            status="starting",
+                            room_name=meeting.room_name,
+                        )
+                    )
+                except RecordingAlreadyActive:
+                    # Only possible if the lock expired under a slow holder.
+                    return await _await_other_claim(deps, meeting_id, rec_type, instance_id)
+                claim_id = claim.id
+        return await _start_at_daily(deps, meeting, rec_type, instance_id, claim_id, key)
+
+
+async def _replay_recent_failure(deps: StartDeps, key: str, arrived_at: float) -> None:
+    raw = await deps.coordinator.get_outcome(key)
+    if raw is None:
+        return
+    failure = msgspec.json.decode(raw, type=_FailedAttempt)
+    if failure.at < arrived_at:
+        return  # older than our request: try again ourselves
+    if failure.kind == "not_hosting":
+        raise RoomNotHosting(failure.message, retry_after_s=failure.retry_after_s)
+    raise DailyError(failure.message, status_code=failure.status_code)
+
+
+async def _start_at_daily(
+    deps: StartDeps, meeting: Meeting, rec_type: RecordingType, instance_id: str, claim_id: str, key: str
+) -> StartOutcome:
+    deadline = time.monotonic() + deps.policy.not_hosting_budget_s
+    while True:
+        try:
+            await deps.daily.start_recording(
+                meeting.room_name,
+                type=rec_type,
+                instance_id=instance_id,
+                max_duration_s=max_duration_for(meeting, deps.now()),
+            )
+            status: Literal["started", "already_active"] = "started"
+            break
+        except DailyActiveStream:
+            status = "already_active"
+            break
+        except DailyNotHosting as exc:
+            if time.monotonic() + deps.policy.not_hosting_delay_s > deadline:
+                retry_after = max(1, math.ceil(deps.policy.not_hosting_delay_s))
+                await _fail(
+                    deps,
+                    claim_id,
+                    key,
+                    _FailedAttempt(
+                        time.time(),
+                        "not_hosting",
+                        f"Daily says room {meeting.room_name} is not hosting a call yet",
+                        retry_after,
+                    ),
+                )
+                raise RoomNotHosting(str(exc), retry_after_s=retry_after) from exc
+            await asyncio.sleep(deps.policy.not_hosting_delay_s)
+        except DailyError as exc:
+            await _fail(
+                deps,
+                claim_id,
+                key,
+                _FailedAttempt(time.time(), "daily_error", str(exc), status_code=exc.status_code),
+            )
+            raise
+    async with deps.db.transaction() as uow:
+        await uow.recordings.set_fields(claim_id, status="recording", started_at=deps.now())
+    return StartOutcome(status, rec_type, instance_id, meeting.id)
+
+
+async def _fail(deps: StartDeps, claim_id: str, key: str, failure: _FailedAttempt) -> None:
+    """Releases the claim so the next caller can try, and tells the queued callers why."""
+    async with deps.db.transaction() as uow:
+        await uow.recordings.delete_claim(claim_id)
+    await deps.coordinator.put_outcome(key, msgspec.json.encode(failure), ttl_s=deps.policy.lock_wait_s + 5)
+
+
+async def _await_other_claim(
+    deps: StartDeps, meeting_id: str, rec_type: RecordingType, instance_id: str
+) -> StartOutcome:
+    deadline = time.monotonic() + deps.policy.lock_wait_s
+    while time.monotonic() < deadline:
+        async with deps.db.transaction() as uow:
+            active = await uow.recordings.find_active(meeting_id, rec_type)
+        if active is None:
+            break
+        if active.status == "recording":
+            return StartOutcome("already_active", rec_type, instance_id, meeting_id)
+        await asyncio.sleep(0.1)
+    raise DailyError("another start of this recording did not finish in time; retry")

@@ -1,0 +1,100 @@
+"""The one place that maps error types to status codes and builds error bodies."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from litestar import MediaType, Request, Response
+from litestar.exceptions import HTTPException
+
+from recorder_service.adapters.coordination import LockWaitTimeout
+from recorder_service.adapters.db.recordings import RecordingAlreadyActive
+from recorder_service.errors import (
+    CloudStartedByClient,
+    CoordinationUnavailable,
+    DailyError,
+    InternalApiDisabled,
+    InvalidInput,
+    InvalidSignature,
+    MeetingNotFound,
+    MeetingNotRecordable,
+    RateLimited,
+    RecorderError,
+    RecordingNotFound,
+    RoomNotHosting,
+    StorageUnavailable,
+    Unauthorized,
+)
+
+log = logging.getLogger(__name__)
+AnyRequest = Request[Any, Any, Any]
+
+_STATUS: list[tuple[type[RecorderError], int]] = [
+    (InvalidInput, 400),
+    (CloudStartedByClient, 400),
+    (Unauthorized, 401),
+    (InvalidSignature, 401),
+    (MeetingNotFound, 404),
+    (RecordingNotFound, 404),
+    (MeetingNotRecordable, 409),
+    (RoomNotHosting, 409),
+    (RecordingAlreadyActive, 409),
+    (RateLimited, 429),
+    (DailyError, 502),
+    (InternalApiDisabled, 503),
+    (CoordinationUnavailable, 503),
+    (StorageUnavailable, 503),
+    (LockWaitTimeout, 503),
+]
+
+
+def error_response(
+    status_code: int, detail: str, headers: dict[str, str] | None = None
+) -> Response[dict[str, object]]:
+    return Response(
+        {"status_code": status_code, "detail": detail},
+        status_code=status_code,
+        headers=headers,
+        media_type=MediaType.JSON,
+    )
+
+
+def _headers(exc: RecorderError) -> dict[str, str] | None:
+    if isinstance(exc, RoomNotHosting | RateLimited):
+        return {"Retry-After": str(max(1, exc.retry_after_s))}
+    if isinstance(exc, LockWaitTimeout | CoordinationUnavailable | StorageUnavailable):
+        return {"Retry-After": "2"}
+    if isinstance(exc, Unauthorized):
+        return {"WWW-Authenticate": "Bearer"}
+    return None
+
+
+def _detail(exc: RecorderError) -> str:
+    if isinstance(exc, DailyError):
+        # Quote Daily's own error/info (never our request or credentials).
+        parts = [p for p in (exc.error_type, exc.info) if p]
+        return f"{exc} ({': '.join(parts)})" if parts and (exc.info or "") not in str(exc) else str(exc)
+    if isinstance(exc, StorageUnavailable | CoordinationUnavailable):
+        return str(exc)  # fixed texts; driver messages may hold SQL or hosts
+    return str(exc)
+
+
+def handle_recorder_error(request: AnyRequest, exc: RecorderError) -> Response[dict[str, object]]:
+    for kind, status in _STATUS:
+        if isinstance(exc, kind):
+            if status >= 500:
+                log.warning("%s %s -> %s: %s", request.method, request.url.path, status, exc)
+            return error_response(status, _detail(exc), _headers(exc))
+    return handle_unexpected(request, exc)
+
+
+def handle_unexpected(request: AnyRequest, exc: Exception) -> Response[dict[str, object]]:
+    if isinstance(exc, HTTPException):
+        detail = exc.detail if exc.status_code < 500 else "internal server error"
+        body: dict[str, object] = {"status_code": exc.status_code, "detail": detail}
+        if exc.status_code < 500 and exc.extra:
+            body["extra"] = exc.extra
+        return Response(body, status_code=exc.status_code, headers=exc.headers, media_type=MediaType.JSON)
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return error_response(500, "internal server error")

@@ -1,0 +1,64 @@
+"""Guards: bearer auth for internal endpoints, per-client rate limit for public ones."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import re
+from typing import Any
+
+from litestar import Request
+from litestar.connection import ASGIConnection
+from litestar.handlers.base import BaseRouteHandler
+
+from recorder_service.errors import (
+    CoordinationUnavailable,
+    InternalApiDisabled,
+    InvalidInput,
+    RateLimited,
+    Unauthorized,
+)
+from recorder_service.http.schemas import MEETING_ID_PATTERN
+from recorder_service.resources import Resources
+
+log = logging.getLogger(__name__)
+
+AnyConnection = ASGIConnection[Any, Any, Any, Any]
+AnyRequest = Request[Any, Any, Any]
+_MEETING_ID = re.compile(MEETING_ID_PATTERN)
+
+
+def resources_of(connection: AnyConnection) -> Resources:
+    res: Resources = connection.app.state.resources
+    return res
+
+
+async def require_internal_key(connection: AnyConnection, _: BaseRouteHandler) -> None:
+    expected = resources_of(connection).settings.internal_api_key
+    if not expected:
+        raise InternalApiDisabled("internal API disabled: RECORDER_INTERNAL_API_KEY is not set")
+    header = connection.headers.get("authorization", "")
+    scheme, _sep, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), expected.encode()):
+        raise Unauthorized("missing or invalid bearer token")
+
+
+async def rate_limit(connection: AnyConnection, _: BaseRouteHandler) -> None:
+    res = resources_of(connection)
+    client = connection.client.host if connection.client else "unknown"
+    try:
+        wait_s = await res.coordinator.hit(
+            f"public:{client}", limit=res.settings.rate_limit_per_minute, window_s=60
+        )
+    except CoordinationUnavailable:
+        # Fail open: losing Redis must not take playback down; starts still refuse (503).
+        log.warning("rate limiter unavailable (redis); request allowed")
+        return
+    if wait_s is not None:
+        raise RateLimited(wait_s)
+
+
+async def valid_meeting_id(connection: AnyConnection, _: BaseRouteHandler) -> None:
+    meeting_id = connection.path_params.get("meeting_id")
+    if meeting_id is not None and not _MEETING_ID.fullmatch(str(meeting_id)):
+        raise InvalidInput("meeting_id must be 1-128 characters of [A-Za-z0-9._:-]")

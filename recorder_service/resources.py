@@ -1,0 +1,100 @@
+"""open_resources(): every client and pool, built once per process."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import httpx
+import redis.asyncio as aioredis
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from recorder_service.adapters.coordination import LocalCoordinator, RedisCoordinator
+from recorder_service.adapters.daily import DailyClient
+from recorder_service.adapters.db.engine import create_engine, session_factory
+from recorder_service.adapters.db.types import utcnow
+from recorder_service.adapters.db.unit_of_work import Database
+from recorder_service.domain.starts import StartDeps, StartPolicy
+from recorder_service.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Resources:
+    settings: Settings
+    engine: AsyncEngine
+    db: Database
+    coordinator: RedisCoordinator | LocalCoordinator
+    redis: aioredis.Redis | None
+    daily_http: httpx.AsyncClient
+    daily: DailyClient
+    callback_http: httpx.AsyncClient
+    now: Callable[[], datetime] = field(default=utcnow)
+
+    def start_deps(self) -> StartDeps:
+        s = self.settings
+        # The lock must outlive the holder's worst case: the not-hosting budget plus
+        # Daily's bounded retries (timeout per attempt, with backoff).
+        worst_case_s = (
+            s.start_not_hosting_budget_seconds + s.daily_timeout_seconds * s.daily_max_attempts + 10
+        )
+        policy = StartPolicy(
+            cloud_start=s.cloud_start,
+            not_hosting_budget_s=s.start_not_hosting_budget_seconds,
+            not_hosting_delay_s=s.start_not_hosting_delay_seconds,
+            lock_ttl_s=worst_case_s + 30,
+            lock_wait_s=worst_case_s,
+        )
+        return StartDeps(
+            db=self.db, coordinator=self.coordinator, daily=self.daily, policy=policy, now=self.now
+        )
+
+
+@contextlib.asynccontextmanager
+async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
+    engine = create_engine(settings.database_url)
+    redis_client: aioredis.Redis | None = None
+    coordinator: RedisCoordinator | LocalCoordinator
+    if settings.redis_url:
+        redis_client = aioredis.Redis.from_url(
+            settings.redis_url,
+            socket_timeout=2.0,
+            socket_connect_timeout=2.0,
+            health_check_interval=15,
+        )
+        coordinator = RedisCoordinator(redis_client, settings.redis_prefix)
+    else:
+        log.warning("RECORDER_REDIS_URL is unset: in-process locks, run a single replica only")
+        coordinator = LocalCoordinator()
+    daily_http = DailyClient.build_http(
+        settings.daily_api_url, settings.daily_api_key, settings.daily_timeout_seconds
+    )
+    callback_http = httpx.AsyncClient(
+        timeout=httpx.Timeout(settings.callback_timeout_seconds),
+        follow_redirects=False,  # only a 2xx counts as delivered
+    )
+    try:
+        yield Resources(
+            settings=settings,
+            engine=engine,
+            db=Database(session_factory(engine)),
+            coordinator=coordinator,
+            redis=redis_client,
+            daily_http=daily_http,
+            daily=DailyClient(
+                daily_http,
+                max_attempts=settings.daily_max_attempts,
+                retry_base_s=settings.daily_retry_base_seconds,
+            ),
+            callback_http=callback_http,
+        )
+    finally:
+        await daily_http.aclose()
+        await callback_http.aclose()
+        if redis_client is not None:
+            await redis_client.aclose()
+        await engine.dispose()

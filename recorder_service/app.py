@@ -15,7 +15,9 @@ from recorder_service.errors import RecorderError
 from recorder_service.http.errors import handle_recorder_error, handle_unexpected
 from recorder_service.http.internal import MeetingsController
 from recorder_service.http.ops import healthz, readyz
+from recorder_service.http.playback import PlaybackController
 from recorder_service.http.public import StartController
+from recorder_service.http.webhooks import DailyWebhookController
 from recorder_service.resources import Resources, open_resources
 from recorder_service.settings import Settings
 
@@ -39,13 +41,22 @@ def create_app(settings: Settings, *, run_background: bool | None = None) -> Lit
                 yield
 
     return Litestar(
-        route_handlers=[StartController, MeetingsController, healthz, readyz],
+        route_handlers=[
+            StartController,
+            PlaybackController,
+            MeetingsController,
+            DailyWebhookController,
+            healthz,
+            readyz,
+        ],
         lifespan=[lifespan],
         exception_handlers={RecorderError: handle_recorder_error, Exception: handle_unexpected},
         cors_config=CORSConfig(
             allow_origins=list(settings.cors_origins),
             allow_methods=["GET", "HEAD", "POST", "OPTIONS"],
             allow_headers=["Content-Type"],
+            # The browser must read Retry-After on 409/429 to pace its retries.
+            expose_headers=["Retry-After"],
             max_age=600,
         )
         if settings.cors_origins

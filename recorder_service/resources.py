@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
@@ -17,6 +18,9 @@ from recorder_service.adapters.daily import DailyClient
 from recorder_service.adapters.db.engine import create_engine, session_factory
 from recorder_service.adapters.db.types import utcnow
 from recorder_service.adapters.db.unit_of_work import Database
+from recorder_service.adapters.storage import RecordingStorage
+from recorder_service.domain.daily_signature import DailyWebhookVerifier
+from recorder_service.domain.ingest import IngestDeps
 from recorder_service.domain.starts import StartDeps, StartPolicy
 from recorder_service.settings import Settings
 
@@ -33,7 +37,20 @@ class Resources:
     daily_http: httpx.AsyncClient
     daily: DailyClient
     callback_http: httpx.AsyncClient
+    storage: RecordingStorage
+    verifier: DailyWebhookVerifier | None
     now: Callable[[], datetime] = field(default=utcnow)
+    # Set when a callback is enqueued, so the dispatcher delivers it without waiting a poll tick.
+    outbox_wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def ingest_deps(self) -> IngestDeps:
+        return IngestDeps(
+            db=self.db,
+            verifier=self.verifier,
+            bucket=self.settings.s3_bucket,
+            now=self.now,
+            wake_outbox=self.outbox_wakeup.set,
+        )
 
     def start_deps(self) -> StartDeps:
         s = self.settings
@@ -77,21 +94,29 @@ async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
         timeout=httpx.Timeout(settings.callback_timeout_seconds),
         follow_redirects=False,  # only a 2xx counts as delivered
     )
+    verifier = (
+        DailyWebhookVerifier(settings.daily_webhook_secrets) if settings.daily_webhook_secrets else None
+    )
     try:
-        yield Resources(
-            settings=settings,
-            engine=engine,
-            db=Database(session_factory(engine)),
-            coordinator=coordinator,
-            redis=redis_client,
-            daily_http=daily_http,
-            daily=DailyClient(
-                daily_http,
-                max_attempts=settings.daily_max_attempts,
-                retry_base_s=settings.daily_retry_base_seconds,
-            ),
-            callback_http=callback_http,
-        )
+        async with RecordingStorage.open(
+            bucket=settings.s3_bucket, region=settings.s3_region, endpoint_url=settings.s3_endpoint_url
+        ) as storage:
+            yield Resources(
+                settings=settings,
+                engine=engine,
+                db=Database(session_factory(engine)),
+                coordinator=coordinator,
+                redis=redis_client,
+                daily_http=daily_http,
+                daily=DailyClient(
+                    daily_http,
+                    max_attempts=settings.daily_max_attempts,
+                    retry_base_s=settings.daily_retry_base_seconds,
+                ),
+                callback_http=callback_http,
+                storage=storage,
+                verifier=verifier,
+            )
     finally:
         await daily_http.aclose()
         await callback_http.aclose()

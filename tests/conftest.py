@@ -4,4 +4,5 @@ pytest_plugins = [
     "tests.plugins.s3",
     "tests.plugins.receiver",
     "tests.plugins.service",
+    "tests.plugins.processes",
 ]

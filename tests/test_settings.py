@@ -31,28 +31,36 @@ def test_defaults_match_the_contract() -> None:
 
 
 def test_comma_lists_are_split() -> None:
-    s = load_settings(BASE | {
-        "RECORDER_CORS_ORIGINS": "https://a.example, https://b.example",
-        "RECORDER_DAILY_WEBHOOK_SECRETS": "c2VjcmV0MQ==,c2VjcmV0Mg==",
-        "RECORDER_CALLBACK_RETRY_SECONDS": "1,2.5,10",
-    })
+    s = load_settings(
+        BASE
+        | {
+            "RECORDER_CORS_ORIGINS": "https://a.example, https://b.example",
+            "RECORDER_DAILY_WEBHOOK_SECRETS": "c2VjcmV0MQ==,c2VjcmV0Mg==",
+            "RECORDER_CALLBACK_RETRY_SECONDS": "1,2.5,10",
+        }
+    )
     assert s.cors_origins == ("https://a.example", "https://b.example")
     assert s.daily_webhook_secrets == ("c2VjcmV0MQ==", "c2VjcmV0Mg==")
     assert s.callback_retry_seconds == (1.0, 2.5, 10.0)
 
 
-@pytest.mark.parametrize(("env", "variable"), [
-    ({"RECORDER_PRESIGN_TTL_SECONDS": "soon"}, "RECORDER_PRESIGN_TTL_SECONDS"),
-    ({"RECORDER_RATE_LIMIT_PER_MINUTE": "0"}, "RECORDER_RATE_LIMIT_PER_MINUTE"),
-    ({"RECORDER_CLOUD_START": "browser"}, "RECORDER_CLOUD_START"),
-    ({"RECORDER_BACKGROUND": "maybe"}, "RECORDER_BACKGROUND"),
-    ({"RECORDER_CALLBACK_RETRY_SECONDS": "5,-1"}, "RECORDER_CALLBACK_RETRY_SECONDS"),
-    ({"RECORDER_DATABASE_URL": "mysql://x"}, "RECORDER_DATABASE_URL"),
-    ({"RECORDER_CALLBACK_URL": "https://r.example/cb"}, "RECORDER_CALLBACK_SECRET"),
-    ({"RECORDER_CALLBACK_URL": "https://r.example/cb", "RECORDER_CALLBACK_SECRET": "plain"},
-     "RECORDER_CALLBACK_SECRET"),
-    ({"RECORDER_DAILY_WEBHOOK_SECRETS": "not base64!"}, "RECORDER_DAILY_WEBHOOK_SECRETS"),
-])
+@pytest.mark.parametrize(
+    ("env", "variable"),
+    [
+        ({"RECORDER_PRESIGN_TTL_SECONDS": "soon"}, "RECORDER_PRESIGN_TTL_SECONDS"),
+        ({"RECORDER_RATE_LIMIT_PER_MINUTE": "0"}, "RECORDER_RATE_LIMIT_PER_MINUTE"),
+        ({"RECORDER_CLOUD_START": "browser"}, "RECORDER_CLOUD_START"),
+        ({"RECORDER_BACKGROUND": "maybe"}, "RECORDER_BACKGROUND"),
+        ({"RECORDER_CALLBACK_RETRY_SECONDS": "5,-1"}, "RECORDER_CALLBACK_RETRY_SECONDS"),
+        ({"RECORDER_DATABASE_URL": "mysql://x"}, "RECORDER_DATABASE_URL"),
+        ({"RECORDER_CALLBACK_URL": "https://r.example/cb"}, "RECORDER_CALLBACK_SECRET"),
+        (
+            {"RECORDER_CALLBACK_URL": "https://r.example/cb", "RECORDER_CALLBACK_SECRET": "plain"},
+            "RECORDER_CALLBACK_SECRET",
+        ),
+        ({"RECORDER_DAILY_WEBHOOK_SECRETS": "not base64!"}, "RECORDER_DAILY_WEBHOOK_SECRETS"),
+    ],
+)
 def test_invalid_values_name_the_variable(env: dict[str, str], variable: str) -> None:
     with pytest.raises(ConfigError, match=variable):
         load_settings(BASE | env)
@@ -67,7 +75,9 @@ def test_daily_key_required_for_real_daily_only() -> None:
 def test_secret_values_never_appear_in_errors() -> None:
     secret = "whsec_notbase64-SECRET-VALUE"
     with pytest.raises(ConfigError) as info:
-        load_settings(BASE | {"RECORDER_CALLBACK_URL": "https://r.example", "RECORDER_CALLBACK_SECRET": secret})
+        load_settings(
+            BASE | {"RECORDER_CALLBACK_URL": "https://r.example", "RECORDER_CALLBACK_SECRET": secret}
+        )
     assert secret not in str(info.value)
 
 
@@ -81,7 +91,10 @@ def test_cli_stops_with_one_line_naming_the_variable(tmp_path: object) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "recorder_service.cli", "migrate"],
         env={"RECORDER_DAILY_API_KEY": "k", "RECORDER_PRESIGN_TTL_SECONDS": "-5", "PATH": "/usr/bin"},
-        capture_output=True, text=True, timeout=60, check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
@@ -96,9 +109,16 @@ def test_cli_warns_about_unknown_variable_and_runs(tmp_path: object) -> None:
     db = tmp_path / "sub" / "r.db"
     result = subprocess.run(
         [sys.executable, "-m", "recorder_service.cli", "migrate"],
-        env={"RECORDER_DAILY_API_KEY": "k", "RECORDER_DATABSE_URL": "typo", "PATH": "/usr/bin",
-             "RECORDER_DATABASE_URL": f"sqlite+aiosqlite:///{db}"},
-        capture_output=True, text=True, timeout=60, check=False,
+        env={
+            "RECORDER_DAILY_API_KEY": "k",
+            "RECORDER_DATABSE_URL": "typo",
+            "PATH": "/usr/bin",
+            "RECORDER_DATABASE_URL": f"sqlite+aiosqlite:///{db}",
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
     assert "RECORDER_DATABSE_URL" in result.stderr

@@ -10,6 +10,8 @@ from litestar.exceptions import HTTPException
 
 from recorder_service.adapters.coordination import LockWaitTimeout
 from recorder_service.adapters.db.recordings import RecordingAlreadyActive
+from recorder_service.domain.daily_events import DailyParseError
+from recorder_service.domain.ingest import WebhooksNotConfigured
 from recorder_service.errors import (
     CloudStartedByClient,
     CoordinationUnavailable,
@@ -42,7 +44,9 @@ _STATUS: list[tuple[type[RecorderError], int]] = [
     (RecordingAlreadyActive, 409),
     (RateLimited, 429),
     (DailyError, 502),
+    (DailyParseError, 502),
     (InternalApiDisabled, 503),
+    (WebhooksNotConfigured, 503),
     (CoordinationUnavailable, 503),
     (StorageUnavailable, 503),
     (LockWaitTimeout, 503),

@@ -7,6 +7,7 @@ from typing import Annotated
 from litestar import Controller, Response, get, put
 from litestar.params import JSONBody, QueryParameter
 
+from recorder_service.domain.ingest import apply_pending
 from recorder_service.domain.meetings import (
     MAX_AVAILABILITY_IDS,
     availability_of,
@@ -52,6 +53,8 @@ class MeetingsController(Controller):
             end_date=as_utc(data.end_date) if data.end_date else None,
         )
         created = await register_meeting(res.db, meeting)
+        # Events that arrived before the meeting was registered can be applied now.
+        await apply_pending(res.ingest_deps(), room_name=meeting.room_name)
         return Response(await _meeting_body(res, meeting_id), status_code=201 if created else 200)
 
     @get("/meetings/{meeting_id:str}/recordings", summary="A meeting's recordings and availability")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -16,7 +16,9 @@ from sqlalchemy import text
 from recorder_service.adapters.db.engine import create_engine
 from recorder_service.adapters.db.migrate import upgrade
 
-PG_ADMIN_DSN = os.environ.get("RECORDER_TEST_PG_DSN", "host=127.0.0.1 port=5432 user=postgres dbname=postgres")
+PG_ADMIN_DSN = os.environ.get(
+    "RECORDER_TEST_PG_DSN", "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
+)
 PG_HOST = os.environ.get("RECORDER_TEST_PG_HOST", "postgres@127.0.0.1:5432")
 REDIS_URL = os.environ.get("RECORDER_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 TABLES = ("callback_attempts", "callbacks", "inbox_events", "recordings", "meetings", "service_state")
@@ -24,9 +26,7 @@ TABLES = ("callback_attempts", "callbacks", "inbox_events", "recordings", "meeti
 
 def _drop_database(name: str) -> None:
     with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
-        conn.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,)
-        )
+        conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
 
 
@@ -65,18 +65,18 @@ async def truncate(url: str) -> None:
 
 
 @pytest.fixture(params=["postgres", "sqlite"])
-async def db_url(request: pytest.FixtureRequest) -> AsyncIterator[str]:
+async def db_url(request: pytest.FixtureRequest) -> str:
     """Runs the test once per backend, each starting from empty tables."""
     url: str = request.getfixturevalue("pg_url" if request.param == "postgres" else "sqlite_url")
     await truncate(url)
-    yield url
+    return url
 
 
 @pytest.fixture
-async def postgres_db_url(pg_url: str) -> AsyncIterator[str]:
+async def postgres_db_url(pg_url: str) -> str:
     """For tests that need several processes sharing one database (PostgreSQL only)."""
     await truncate(pg_url)
-    yield pg_url
+    return pg_url
 
 
 @pytest.fixture

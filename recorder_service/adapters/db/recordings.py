@@ -118,7 +118,7 @@ class RecordingRepository:
         await self._s.flush()
 
     async def delete_claim(self, recording_id: str) -> None:
-        await self._s.execute(
+        await self._s.exec(
             delete(RecordingRow).where(
                 col(RecordingRow.id) == recording_id, col(RecordingRow.status) == "starting"
             )

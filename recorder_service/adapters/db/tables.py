@@ -9,7 +9,9 @@ from sqlmodel import Field, SQLModel
 
 from recorder_service.adapters.db.types import UTCDateTime, utcnow
 
-# Statuses in which a recording session of (meeting, type) counts as running.
+# Statuses in which a recording session of (meeting, type) counts as running. "finishing"
+# (internal; the API shows it as "recording") is a session Daily has ended, e.g. because
+# everyone left, whose ready-to-download has not arrived yet: the next start begins anew.
 ACTIVE_STATUSES = ("starting", "recording")
 _ACTIVE_WHERE = text("status IN ('starting', 'recording')")
 
@@ -81,6 +83,7 @@ class InboxEventRow(SQLModel, table=True):
     state: str = Field(sa_column=Column(String(16), nullable=False, index=True))
     body: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     source: str = Field(default="webhook", sa_column=Column(String(16), nullable=False))
+    room_name: str | None = Field(default=None, sa_column=Column(String(255), nullable=True, index=True))
     meeting_id: str | None = Field(default=None, sa_column=Column(String(128), nullable=True))
     recording_id: str | None = Field(default=None, sa_column=Column(String(36), nullable=True))
     detail: str | None = Field(default=None, sa_column=Column(Text, nullable=True))

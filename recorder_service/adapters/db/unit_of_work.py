@@ -10,6 +10,8 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from recorder_service.adapters.db.callbacks import CallbackRepository
+from recorder_service.adapters.db.inbox import InboxRepository
 from recorder_service.adapters.db.meetings import MeetingRepository
 from recorder_service.adapters.db.recordings import RecordingRepository
 from recorder_service.errors import StorageUnavailable
@@ -20,6 +22,8 @@ class UnitOfWork:
         self.session = session
         self.meetings = MeetingRepository(session)
         self.recordings = RecordingRepository(session)
+        self.inbox = InboxRepository(session)
+        self.callbacks = CallbackRepository(session)
 
 
 class Database:

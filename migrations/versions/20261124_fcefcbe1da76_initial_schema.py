@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: ac5aa5f677b4
+Revision ID: fcefcbe1da76
 Revises: (none)
-Create Date: 2026-11-24 16:22:20.648573
+Create Date: 2026-11-24 16:31:23.209984
 
 """
 from typing import Sequence, Union
@@ -14,7 +14,7 @@ from recorder_service.adapters.db.types import UTCDateTime
 
 
 # revision identifiers, used by Alembic.
-revision: str = 'ac5aa5f677b4'
+revision: str = 'fcefcbe1da76'
 down_revision: Union[str, Sequence[str], None] = None
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
@@ -64,6 +64,7 @@ def upgrade() -> None:
     sa.Column('state', sa.String(length=16), nullable=False),
     sa.Column('body', sa.LargeBinary(), nullable=False),
     sa.Column('source', sa.String(length=16), nullable=False),
+    sa.Column('room_name', sa.String(length=255), nullable=True),
     sa.Column('meeting_id', sa.String(length=128), nullable=True),
     sa.Column('recording_id', sa.String(length=36), nullable=True),
     sa.Column('detail', sa.Text(), nullable=True),
@@ -75,6 +76,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('inbox_events', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_inbox_events_received_at'), ['received_at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_inbox_events_room_name'), ['room_name'], unique=False)
         batch_op.create_index(batch_op.f('ix_inbox_events_state'), ['state'], unique=False)
 
     op.create_table('meetings',
@@ -139,6 +141,7 @@ def downgrade() -> None:
     op.drop_table('meetings')
     with op.batch_alter_table('inbox_events', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_inbox_events_state'))
+        batch_op.drop_index(batch_op.f('ix_inbox_events_room_name'))
         batch_op.drop_index(batch_op.f('ix_inbox_events_received_at'))
 
     op.drop_table('inbox_events')

@@ -1,0 +1,137 @@
+"""CallbackRepository: the outbox of callbacks to Reflector. Never commits."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, or_, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from recorder_service.adapters.db.tables import CallbackAttemptRow, CallbackRow
+
+
+class CallbackRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._s = session
+
+    async def enqueue(self, row: CallbackRow) -> bool:
+        """One callback per (recording, event type): a second enqueue is a no-op (False)."""
+        insert = pg_insert if self._s.get_bind().dialect.name == "postgresql" else sqlite_insert
+        values = {c.name: getattr(row, c.name) for c in CallbackRow.__table__.columns}  # type: ignore[attr-defined]
+        stmt = insert(CallbackRow).values(**values).on_conflict_do_nothing()
+        result = await self._s.exec(stmt)
+        return bool(result.rowcount)
+
+    async def claim_due(
+        self, *, now: datetime, limit: int, owner: str, lease: timedelta
+    ) -> Sequence[CallbackRow]:
+        """Leases due rows. SKIP LOCKED lets replicas share the work on PostgreSQL; an expired
+        lease (a killed process) makes a row claimable again."""
+        stmt = (
+            select(CallbackRow)
+            .where(
+                CallbackRow.state == "pending",
+                col(CallbackRow.next_attempt_at) <= now,
+                or_(col(CallbackRow.lease_until).is_(None), col(CallbackRow.lease_until) < now),
+            )
+            .order_by(col(CallbackRow.next_attempt_at))
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        rows = list((await self._s.exec(stmt)).all())
+        for row in rows:
+            row.lease_until = now + lease
+            row.lease_owner = owner
+            self._s.add(row)
+        await self._s.flush()
+        return rows
+
+    async def get(self, callback_id: str) -> CallbackRow | None:
+        return await self._s.get(CallbackRow, callback_id)
+
+    async def record_attempt(
+        self,
+        row_id: str,
+        *,
+        owner: str,
+        attempted_at: datetime,
+        status_code: int | None,
+        error: str | None,
+        duration_ms: int,
+        delivered: bool,
+        next_attempt_at: datetime | None,
+    ) -> bool:
+        """Applies one attempt's outcome if we still hold the lease; False when we lost it."""
+        self._s.add(
+            CallbackAttemptRow(
+                callback_id=row_id,
+                attempted_at=attempted_at,
+                status_code=status_code,
+                error=error,
+                duration_ms=duration_ms,
+            )
+        )
+        values: dict[str, object] = {
+            "attempts": CallbackRow.attempts + 1,
+            "last_status_code": status_code,
+            "last_error": error,
+            "lease_until": None,
+            "lease_owner": None,
+        }
+        if delivered:
+            values |= {"state": "delivered", "delivered_at": attempted_at}
+        elif next_attempt_at is None:
+            values |= {"state": "dead"}
+        else:
+            values |= {"next_attempt_at": next_attempt_at}
+        result = await self._s.exec(
+            update(CallbackRow)
+            .where(
+                col(CallbackRow.id) == row_id,
+                col(CallbackRow.lease_owner) == owner,
+                col(CallbackRow.state) == "pending",
+            )
+            .values(**values)
+        )
+        await self._s.flush()
+        return bool(result.rowcount)
+
+    async def release(self, row_id: str, owner: str) -> None:
+        await self._s.exec(
+            update(CallbackRow)
+            .where(col(CallbackRow.id) == row_id, col(CallbackRow.lease_owner) == owner)
+            .values(lease_until=None, lease_owner=None)
+        )
+
+    async def retry_now(self, callback_id: str, now: datetime) -> CallbackRow | None:
+        row = await self._s.get(CallbackRow, callback_id, with_for_update=True)
+        if row is None:
+            return None
+        if row.state != "delivered":
+            row.state = "pending"
+            row.next_attempt_at = now
+            row.lease_until = None
+            row.lease_owner = None
+            self._s.add(row)
+            await self._s.flush()
+        return row
+
+    async def list(self, *, state: str | None, limit: int) -> Sequence[CallbackRow]:
+        stmt = select(CallbackRow)
+        if state is not None:
+            stmt = stmt.where(CallbackRow.state == state)
+        stmt = stmt.order_by(col(CallbackRow.created_at).desc()).limit(limit)
+        return list((await self._s.exec(stmt)).all())
+
+    async def pending_stats(self) -> tuple[int, datetime | None]:
+        stmt = select(func.count(), func.min(CallbackRow.created_at)).where(CallbackRow.state == "pending")
+        count, oldest = (await self._s.exec(stmt)).one()
+        return int(count), oldest
+
+    async def next_due_at(self) -> datetime | None:
+        stmt = select(func.min(CallbackRow.next_attempt_at)).where(CallbackRow.state == "pending")
+        return (await self._s.exec(stmt)).one()

@@ -1,0 +1,91 @@
+"""InboxRepository: durable store of Daily webhook events. Never commits."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from recorder_service.adapters.db.tables import InboxEventRow
+from recorder_service.adapters.db.types import utcnow
+
+# States an event may be (re)applied from.
+APPLICABLE_STATES = ("pending", "orphan")
+
+
+class InboxRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._s = session
+
+    def _insert(self) -> Any:
+        return pg_insert if self._s.get_bind().dialect.name == "postgresql" else sqlite_insert
+
+    async def add_if_absent(self, row: InboxEventRow) -> bool:
+        """True when stored; False when an event with that id was already there (a redelivery)."""
+        values = {c.name: getattr(row, c.name) for c in InboxEventRow.__table__.columns}  # type: ignore[attr-defined]
+        stmt = self._insert()(InboxEventRow).values(**values).on_conflict_do_nothing(index_elements=["id"])
+        result = await self._s.exec(stmt)
+        return bool(result.rowcount)
+
+    async def add_many_if_absent(self, rows: Sequence[InboxEventRow]) -> set[str]:
+        """One statement for a batch of concurrent deliveries; returns the ids actually stored."""
+        if not rows:
+            return set()
+        values = [
+            {c.name: getattr(r, c.name) for c in InboxEventRow.__table__.columns}  # type: ignore[attr-defined]
+            for r in rows
+        ]
+        stmt = (
+            self._insert()(InboxEventRow)
+            .values(values)
+            .on_conflict_do_nothing(index_elements=["id"])
+            .returning(col(InboxEventRow.id))
+        )
+        result = await self._s.exec(stmt)
+        return {r[0] for r in result.all()}
+
+    async def lock(self, event_id: str) -> InboxEventRow | None:
+        return await self._s.get(InboxEventRow, event_id, with_for_update=True)
+
+    async def get(self, event_id: str) -> InboxEventRow | None:
+        return await self._s.get(InboxEventRow, event_id)
+
+    async def finish(
+        self,
+        row: InboxEventRow,
+        state: str,
+        *,
+        meeting_id: str | None = None,
+        recording_id: str | None = None,
+        detail: str | None = None,
+    ) -> None:
+        row.state = state
+        row.meeting_id = meeting_id or row.meeting_id
+        row.recording_id = recording_id or row.recording_id
+        row.detail = detail
+        row.attempts += 1
+        row.processed_at = utcnow()
+        self._s.add(row)
+        await self._s.flush()
+
+    async def applicable_ids(
+        self, *, room_name: str | None = None, received_before: datetime | None = None, limit: int = 500
+    ) -> Sequence[str]:
+        stmt = select(InboxEventRow.id).where(col(InboxEventRow.state).in_(APPLICABLE_STATES))
+        if room_name is not None:
+            stmt = stmt.where(InboxEventRow.room_name == room_name)
+        if received_before is not None:
+            stmt = stmt.where(col(InboxEventRow.received_at) < received_before)
+        stmt = stmt.order_by(col(InboxEventRow.received_at)).limit(limit)
+        return list((await self._s.exec(stmt)).all())
+
+    async def count_by_state(self) -> dict[str, int]:
+        from sqlalchemy import func
+
+        stmt = select(InboxEventRow.state, func.count()).group_by(col(InboxEventRow.state))
+        return {state: int(n) for state, n in (await self._s.exec(stmt)).all()}

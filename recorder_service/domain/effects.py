@@ -1,0 +1,253 @@
+"""What each Daily recording event does to our recordings (and the outbox).
+
+Every function is idempotent: a recording is identified by Daily's recording id once
+known, so a webhook and the reconciler reporting the same recording have one effect."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import msgspec
+
+from recorder_service.adapters.db.recordings import tracks_to_json
+from recorder_service.adapters.db.tables import CallbackRow, RecordingRow
+from recorder_service.adapters.db.unit_of_work import UnitOfWork
+from recorder_service.domain.callback_signing import (
+    cloud_ready_data,
+    encode_callback,
+    new_message_id,
+    raw_tracks_ready_data,
+)
+from recorder_service.domain.daily_events import (
+    MeetingPayload,
+    RecordingErrorPayload,
+    RecordingReady,
+    RecordingReadyEvent,
+    RecordingStartedPayload,
+)
+from recorder_service.domain.matching import meeting_for_instance, meeting_for_room, type_of_instance
+from recorder_service.domain.models import Meeting, Recording, RecordingType, Track, new_recording_id
+
+UNFINISHED = ("starting", "recording", "finishing")
+
+
+class Effect(msgspec.Struct, frozen=True):
+    state: str  # inbox state: applied | orphan | ignored
+    meeting_id: str | None = None
+    recording_id: str | None = None
+    detail: str | None = None
+    callback_enqueued: bool = False
+
+
+def _ts(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+async def _open_session(
+    uow: UnitOfWork,
+    meeting: Meeting,
+    rec_type: RecordingType,
+    *,
+    instance_id: str | None,
+    daily_id: str,
+    start_ts: int,
+) -> str:
+    """The recording Daily says started: our claim if one is waiting, else a new session."""
+    active = await uow.recordings.find_active(meeting.id, rec_type)
+    if active is not None and active.daily_recording_id is None:
+        await uow.recordings.set_fields(
+            active.id,
+            status="recording",
+            daily_recording_id=daily_id,
+            start_ts=start_ts,
+            started_at=active.started_at or _ts(start_ts),
+        )
+        return active.id
+    if active is not None:
+        # Daily runs one session per instanceId: a new one means the old one has ended.
+        await uow.recordings.set_fields(active.id, status="finishing")
+    row = await uow.recordings.insert(
+        RecordingRow(
+            id=new_recording_id(),
+            meeting_id=meeting.id,
+            type=rec_type,
+            instance_id=instance_id,
+            status="recording",
+            daily_recording_id=daily_id,
+            room_name=meeting.room_name,
+            start_ts=start_ts,
+            started_at=_ts(start_ts),
+        )
+    )
+    return row.id
+
+
+async def apply_started(uow: UnitOfWork, p: RecordingStartedPayload, now: datetime) -> Effect:
+    known = await uow.recordings.get_by_daily_id(p.recording_id)
+    if known is not None:
+        if known.status == "starting":
+            await uow.recordings.set_fields(known.id, status="recording")
+        return Effect("applied", known.meeting_id, known.id, "already known")
+    resolved: tuple[Meeting, RecordingType] | None = None
+    if p.instance_id:
+        resolved = await meeting_for_instance(uow, p.instance_id)
+    if resolved is None and p.room_name:
+        meeting = await meeting_for_room(uow, p.room_name, p.start_ts)
+        if meeting is not None:
+            rec_type = type_of_instance(meeting.id, p.instance_id) or (
+                "raw-tracks" if "raw" in (p.action or "") else "cloud"
+            )
+            resolved = (meeting, rec_type)
+    if resolved is None:
+        return Effect("orphan", detail="no registered meeting matches this recording yet")
+    meeting, rec_type = resolved
+    recording_id = await _open_session(
+        uow, meeting, rec_type, instance_id=p.instance_id, daily_id=p.recording_id, start_ts=p.start_ts_s
+    )
+    return Effect("applied", meeting.id, recording_id)
+
+
+async def _session_for_ready(uow: UnitOfWork, meeting: Meeting, ready: RecordingReady) -> Recording | None:
+    """An unfinished session of this meeting and type that Daily has not named yet, the one
+    started closest to the recording's start."""
+    candidates = [
+        r
+        for r in await uow.recordings.list_for_meeting(meeting.id)
+        if r.type == ready.recording_type and r.status in UNFINISHED and r.daily_recording_id is None
+    ]
+    if not candidates:
+        return None
+    return min(
+        candidates, key=lambda r: abs((r.started_at or _ts(ready.start_ts)).timestamp() - ready.start_ts)
+    )
+
+
+async def apply_ready(
+    uow: UnitOfWork, event: RecordingReadyEvent | RecordingReady, *, bucket: str | None, now: datetime
+) -> Effect:
+    ready = RecordingReady.from_event(event) if isinstance(event, RecordingReadyEvent) else event
+    known = await uow.recordings.get_by_daily_id(ready.daily_recording_id)
+    if known is not None and known.status == "ready":
+        return Effect("applied", known.meeting_id, known.id, "already ready")
+    meeting = await (
+        uow.meetings.get(known.meeting_id)
+        if known is not None
+        else meeting_for_room(uow, ready.room_name, ready.start_ts)
+    )
+    if meeting is None:
+        return Effect("orphan", detail="no registered meeting matches this recording yet")
+    target = known or await _session_for_ready(uow, meeting, ready)
+    tracks = tracks_to_json(
+        [Track(t.type, t.s3_key, t.size_bytes) for t in ready.tracks] if ready.tracks is not None else None
+    )
+    fields: dict[str, object] = {
+        "status": "ready",
+        "daily_recording_id": ready.daily_recording_id,
+        "room_name": ready.room_name,
+        "s3_key": ready.s3_key,
+        "duration": ready.duration,
+        "tracks": tracks,
+        "start_ts": ready.start_ts,
+        "ready_at": now,
+        "audio_only": ready.audio_only,
+        "error": "Daily reported no tracks"
+        if ready.recording_type == "raw-tracks" and not ready.tracks
+        else None,
+    }
+    if target is not None:
+        await uow.recordings.set_fields(target.id, **fields)
+        recording_id = target.id
+    else:
+        # Started outside this service (e.g. the browser's cloud start): recognised anyway.
+        row = RecordingRow(
+            id=new_recording_id(),
+            meeting_id=meeting.id,
+            type=ready.recording_type,
+            status="ready",
+            started_at=_ts(ready.start_ts),
+        )
+        recording_id = (await uow.recordings.insert(row)).id
+        await uow.recordings.set_fields(recording_id, **fields)
+    enqueued = await _enqueue_ready_callback(uow, meeting, ready, recording_id, bucket=bucket, now=now)
+    return Effect("applied", meeting.id, recording_id, callback_enqueued=enqueued)
+
+
+async def _enqueue_ready_callback(
+    uow: UnitOfWork,
+    meeting: Meeting,
+    ready: RecordingReady,
+    recording_id: str,
+    *,
+    bucket: str | None,
+    now: datetime,
+) -> bool:
+    if ready.recording_type == "raw-tracks":
+        data = raw_tracks_ready_data(meeting_id=meeting.id, bucket=bucket or "", recording=ready)
+        event_type = "recording.raw_tracks_ready"
+    else:
+        data = cloud_ready_data(meeting_id=meeting.id, bucket=bucket or "", recording=ready)  # type: ignore[assignment]
+        event_type = "recording.cloud_ready"
+    # Same transaction as the state change: one never exists without the other.
+    return await uow.callbacks.enqueue(
+        CallbackRow(
+            id=new_message_id(),
+            event_type=event_type,
+            meeting_id=meeting.id,
+            recording_id=recording_id,
+            body=encode_callback(data, now),
+            state="pending",
+            next_attempt_at=now,
+            created_at=now,
+        )
+    )
+
+
+async def apply_error(uow: UnitOfWork, p: RecordingErrorPayload, now: datetime) -> Effect:
+    message = (p.error_msg or "recording error")[:2000]
+    if p.instance_id:
+        for rec in await uow.recordings.find_by_instance(p.instance_id, active_only=False):
+            if rec.status in UNFINISHED:
+                await uow.recordings.set_fields(rec.id, status="failed", error=message)
+                return Effect("applied", rec.meeting_id, rec.id)
+    meeting: Meeting | None = None
+    rec_type: RecordingType | None = None
+    if p.instance_id:
+        resolved = await meeting_for_instance(uow, p.instance_id)
+        if resolved is not None:
+            meeting, rec_type = resolved
+    if meeting is None and p.room_name:
+        meeting = await meeting_for_room(uow, p.room_name, p.timestamp_s or now.timestamp())
+        if meeting is not None:
+            rec_type = type_of_instance(meeting.id, p.instance_id)
+    if meeting is None:
+        return Effect("orphan", detail="no registered meeting matches this error yet")
+    rec_type = rec_type or "cloud"
+    active = await uow.recordings.find_active(meeting.id, rec_type)
+    if active is not None:
+        await uow.recordings.set_fields(active.id, status="failed", error=message)
+        return Effect("applied", meeting.id, active.id)
+    row = await uow.recordings.insert(
+        RecordingRow(
+            id=new_recording_id(),
+            meeting_id=meeting.id,
+            type=rec_type,
+            instance_id=p.instance_id,
+            status="failed",
+            room_name=meeting.room_name,
+            error=message,
+        )
+    )
+    return Effect("applied", meeting.id, row.id)
+
+
+async def apply_meeting_ended(uow: UnitOfWork, p: MeetingPayload) -> Effect:
+    """Everyone left, so Daily stops the recordings: the next join starts a new session."""
+    meeting = await meeting_for_room(uow, p.room, p.start_ts)
+    if meeting is None:
+        return Effect("ignored", detail="no registered meeting for this room and time")
+    ended_at = p.end_ts
+    for rec in await uow.recordings.list_for_meeting(meeting.id):
+        started = rec.started_at.timestamp() if rec.started_at else None
+        if rec.status == "recording" and (ended_at is None or started is None or started <= ended_at):
+            await uow.recordings.set_fields(rec.id, status="finishing")
+    return Effect("applied", meeting.id)

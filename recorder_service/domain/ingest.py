@@ -1,0 +1,205 @@
+"""Daily webhook ingest: verify, store durably, then apply once.
+
+Daily delivers at least once and may disable the endpoint after a few failures, so every
+correctly signed request is stored (keyed by Daily's event id) and acknowledged, whatever
+its content; effects are applied afterwards, idempotently (by event id and recording id)."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Literal
+
+import msgspec
+
+from recorder_service.adapters.db.inbox import APPLICABLE_STATES
+from recorder_service.adapters.db.tables import InboxEventRow
+from recorder_service.adapters.db.unit_of_work import Database, UnitOfWork
+from recorder_service.domain.daily_events import (
+    EventParseError,
+    MeetingEndedEvent,
+    RecordingErrorEvent,
+    RecordingReadyEvent,
+    RecordingStartedEvent,
+    is_verification_request,
+    parse_event,
+)
+from recorder_service.domain.daily_signature import DailyWebhookVerifier
+from recorder_service.domain.effects import (
+    Effect,
+    apply_error,
+    apply_meeting_ended,
+    apply_ready,
+    apply_started,
+)
+from recorder_service.errors import InvalidSignature, RecorderError
+
+log = logging.getLogger(__name__)
+
+# Events whose effects we apply; the others are stored and marked "ignored".
+_ACTIONABLE = (RecordingStartedEvent, RecordingReadyEvent, RecordingErrorEvent, MeetingEndedEvent)
+
+
+class WebhooksNotConfigured(RecorderError):
+    """RECORDER_DAILY_WEBHOOK_SECRETS is empty: nothing can be verified (503)."""
+
+
+class WebhookReceipt(msgspec.Struct, frozen=True):
+    status: Literal["stored", "duplicate", "verification"]
+    event_id: str | None = None
+    state: str | None = None
+
+
+@dataclass(frozen=True)
+class IngestDeps:
+    db: Database
+    verifier: DailyWebhookVerifier | None
+    bucket: str | None
+    now: Callable[[], datetime]
+    wake_outbox: Callable[[], None]
+
+
+class _Head(msgspec.Struct):
+    id: str | None = None
+    type: str | None = None
+
+
+def inbox_row_for(
+    body: bytes, *, now: datetime, source: str = "webhook", traceparent: str | None = None
+) -> InboxEventRow:
+    """The row to store for a signed body, with a state saying what we could make of it."""
+    try:
+        event = parse_event(body)
+    except EventParseError as exc:
+        event_id, event_type = _lenient_head(body)
+        return InboxEventRow(
+            id=event_id,
+            event_type=event_type,
+            state="unparseable",
+            body=body,
+            source=source,
+            detail=exc.reason[:500],
+            received_at=now,
+            traceparent=traceparent,
+        )
+    actionable = isinstance(event, _ACTIONABLE)
+    return InboxEventRow(
+        id=event.id,
+        event_type=event.event_type,
+        state="pending" if actionable else "ignored",
+        body=body,
+        source=source,
+        room_name=_room_of(event),
+        received_at=now,
+        traceparent=traceparent,
+        detail=None if actionable else "event type not acted upon",
+    )
+
+
+def _lenient_head(body: bytes) -> tuple[str, str | None]:
+    """Keeps a redelivered unparseable event deduplicated by its own id when it has one."""
+    try:
+        head = msgspec.json.decode(body, type=_Head)
+    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError, RecursionError):
+        head = _Head()
+    event_id = head.id if head.id and len(head.id) <= 200 else None
+    event_type = head.type[:64] if head.type else None
+    return event_id or "sha256:" + hashlib.sha256(body).hexdigest(), event_type
+
+
+def _room_of(event: object) -> str | None:
+    if isinstance(event, RecordingReadyEvent | RecordingErrorEvent | RecordingStartedEvent):
+        return event.payload.room_name
+    if isinstance(event, MeetingEndedEvent):
+        return event.payload.room
+    return None
+
+
+async def receive_webhook(
+    deps: IngestDeps,
+    body: bytes,
+    *,
+    timestamp: str | None,
+    signature: str | None,
+    traceparent: str | None = None,
+) -> WebhookReceipt:
+    if is_verification_request(body):
+        return WebhookReceipt("verification")
+    if deps.verifier is None:
+        raise WebhooksNotConfigured("webhooks are not accepted: RECORDER_DAILY_WEBHOOK_SECRETS is not set")
+    if not deps.verifier.verify(timestamp, signature, body):
+        raise InvalidSignature("invalid or missing webhook signature")
+    row = inbox_row_for(body, now=deps.now(), traceparent=traceparent)
+    async with deps.db.transaction() as uow:
+        stored = await uow.inbox.add_if_absent(row)
+    if not stored:
+        return WebhookReceipt("duplicate", row.id)
+    state = row.state
+    if state == "pending":
+        state = await apply_safely(deps, row.id)
+    return WebhookReceipt("stored", row.id, state)
+
+
+async def apply_safely(deps: IngestDeps, event_id: str) -> str:
+    """Applies now if possible; on failure the event stays pending for the sweep."""
+    try:
+        return await apply_event(deps, event_id)
+    except Exception:
+        log.exception("applying event failed; left pending for the sweep", extra={"event_id": event_id})
+        return "pending"
+
+
+async def apply_event(deps: IngestDeps, event_id: str) -> str:
+    """Applies a stored event once. Returns its resulting state."""
+    async with deps.db.transaction() as uow:
+        row = await uow.inbox.lock(event_id)
+        if row is None:
+            return "missing"
+        if row.state not in APPLICABLE_STATES:
+            return row.state
+        effect = await _effect_of(uow, deps, row.body)
+        await uow.inbox.finish(
+            row,
+            effect.state,
+            meeting_id=effect.meeting_id,
+            recording_id=effect.recording_id,
+            detail=effect.detail,
+        )
+    if effect.callback_enqueued:
+        deps.wake_outbox()
+    return effect.state
+
+
+async def _effect_of(uow: UnitOfWork, deps: IngestDeps, body: bytes) -> Effect:
+    event = parse_event(body)
+    now = deps.now()
+    match event:
+        case RecordingStartedEvent():
+            return await apply_started(uow, event.payload, now)
+        case RecordingReadyEvent():
+            return await apply_ready(uow, event, bucket=deps.bucket, now=now)
+        case RecordingErrorEvent():
+            return await apply_error(uow, event.payload, now)
+        case MeetingEndedEvent():
+            return await apply_meeting_ended(uow, event.payload)
+        case _:
+            return Effect("ignored", detail="event type not acted upon")
+
+
+async def apply_pending(deps: IngestDeps, *, room_name: str | None = None, older_than_s: float = 0.0) -> int:
+    """Re-applies pending and orphan events (after a meeting registers, and periodically)."""
+    cutoff = (
+        deps.now()
+        if older_than_s <= 0
+        else datetime.fromtimestamp(deps.now().timestamp() - older_than_s, UTC)
+    )
+    async with deps.db.transaction() as uow:
+        ids = await uow.inbox.applicable_ids(room_name=room_name, received_before=cutoff)
+    applied = 0
+    for event_id in ids:
+        if await apply_safely(deps, event_id) == "applied":
+            applied += 1
+    return applied

@@ -12,6 +12,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 
 from recorder_service.errors import RecorderError
+from recorder_service.http.admin import AdminController
 from recorder_service.http.errors import handle_recorder_error, handle_unexpected
 from recorder_service.http.internal import MeetingsController
 from recorder_service.http.ops import healthz, readyz
@@ -46,6 +47,7 @@ def create_app(settings: Settings, *, run_background: bool | None = None) -> Lit
             PlaybackController,
             MeetingsController,
             DailyWebhookController,
+            AdminController,
             healthz,
             readyz,
         ],

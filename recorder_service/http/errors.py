@@ -10,6 +10,7 @@ from litestar.exceptions import HTTPException
 
 from recorder_service.adapters.coordination import LockWaitTimeout
 from recorder_service.adapters.db.recordings import RecordingAlreadyActive
+from recorder_service.domain.admin import CallbackNotFound
 from recorder_service.domain.daily_events import DailyParseError
 from recorder_service.domain.ingest import WebhooksNotConfigured
 from recorder_service.errors import (
@@ -39,6 +40,7 @@ _STATUS: list[tuple[type[RecorderError], int]] = [
     (InvalidSignature, 401),
     (MeetingNotFound, 404),
     (RecordingNotFound, 404),
+    (CallbackNotFound, 404),
     (MeetingNotRecordable, 409),
     (RoomNotHosting, 409),
     (RecordingAlreadyActive, 409),

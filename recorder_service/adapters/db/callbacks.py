@@ -22,9 +22,9 @@ class CallbackRepository:
         """One callback per (recording, event type): a second enqueue is a no-op (False)."""
         insert = pg_insert if self._s.get_bind().dialect.name == "postgresql" else sqlite_insert
         values = {c.name: getattr(row, c.name) for c in CallbackRow.__table__.columns}  # type: ignore[attr-defined]
-        stmt = insert(CallbackRow).values(**values).on_conflict_do_nothing()
-        result = await self._s.exec(stmt)
-        return bool(result.rowcount)
+        stmt = insert(CallbackRow).values(**values).on_conflict_do_nothing().returning(col(CallbackRow.id))
+        # RETURNING, not rowcount: drivers disagree on rowcount for ON CONFLICT DO NOTHING.
+        return (await self._s.exec(stmt)).first() is not None
 
     async def claim_due(
         self, *, now: datetime, limit: int, owner: str, lease: timedelta

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import or_
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col, select
@@ -28,9 +29,14 @@ class InboxRepository:
     async def add_if_absent(self, row: InboxEventRow) -> bool:
         """True when stored; False when an event with that id was already there (a redelivery)."""
         values = {c.name: getattr(row, c.name) for c in InboxEventRow.__table__.columns}  # type: ignore[attr-defined]
-        stmt = self._insert()(InboxEventRow).values(**values).on_conflict_do_nothing(index_elements=["id"])
-        result = await self._s.exec(stmt)
-        return bool(result.rowcount)
+        stmt = (
+            self._insert()(InboxEventRow)
+            .values(**values)
+            .on_conflict_do_nothing(index_elements=["id"])
+            .returning(col(InboxEventRow.id))
+        )
+        # RETURNING, not rowcount: drivers disagree on rowcount for ON CONFLICT DO NOTHING.
+        return (await self._s.exec(stmt)).first() is not None
 
     async def add_many_if_absent(self, rows: Sequence[InboxEventRow]) -> set[str]:
         """One statement for a batch of concurrent deliveries; returns the ids actually stored."""
@@ -78,10 +84,20 @@ class InboxRepository:
     ) -> Sequence[str]:
         stmt = select(InboxEventRow.id).where(col(InboxEventRow.state).in_(APPLICABLE_STATES))
         if room_name is not None:
-            stmt = stmt.where(InboxEventRow.room_name == room_name)
+            # recording.started carries no room name: those are matched by instanceId instead.
+            stmt = stmt.where(
+                or_(col(InboxEventRow.room_name) == room_name, col(InboxEventRow.room_name).is_(None))
+            )
         if received_before is not None:
             stmt = stmt.where(col(InboxEventRow.received_at) < received_before)
         stmt = stmt.order_by(col(InboxEventRow.received_at)).limit(limit)
+        return list((await self._s.exec(stmt)).all())
+
+    async def list(self, *, state: str | None, limit: int) -> Sequence[InboxEventRow]:
+        stmt = select(InboxEventRow)
+        if state is not None:
+            stmt = stmt.where(InboxEventRow.state == state)
+        stmt = stmt.order_by(col(InboxEventRow.received_at).desc()).limit(limit)
         return list((await self._s.exec(stmt)).all())
 
     async def count_by_state(self) -> dict[str, int]:

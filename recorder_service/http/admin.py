@@ -1,0 +1,65 @@
+"""Internal operator endpoints: stored Daily events and callbacks (bearer auth)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import msgspec
+from litestar import Controller, get, post
+from litestar.params import FromPath, QueryParameter
+
+from recorder_service.domain.admin import (
+    CallbackView,
+    StoredEvent,
+    list_callbacks,
+    list_events,
+    retry_callback,
+)
+from recorder_service.http.guards import AnyRequest, require_internal_key, resources_of
+
+Limit = Annotated[int, QueryParameter(ge=1, le=1000, description="at most this many, newest first")]
+
+
+class EventList(msgspec.Struct, frozen=True):
+    events: list[StoredEvent]
+
+
+class CallbackList(msgspec.Struct, frozen=True):
+    callbacks: list[CallbackView]
+
+
+class AdminController(Controller):
+    path = "/v1"
+    guards = [require_internal_key]
+    tags = ["internal"]
+    security = [{"BearerToken": []}]
+
+    @get("/daily/events", summary="Stored Daily webhook events (inbox), e.g. orphans or unparseable ones")
+    async def events(
+        self,
+        request: AnyRequest,
+        state_filter: Annotated[
+            str | None,
+            QueryParameter(name="state", description="pending, applied, orphan, ignored or unparseable"),
+        ] = None,
+        limit: Limit = 100,
+    ) -> EventList:
+        return EventList(await list_events(resources_of(request).db, state=state_filter, limit=limit))
+
+    @get("/callbacks", summary="Callbacks to Reflector with attempts and last error")
+    async def callbacks(
+        self,
+        request: AnyRequest,
+        state_filter: Annotated[
+            str | None, QueryParameter(name="state", description="pending, delivered or dead")
+        ] = None,
+        limit: Limit = 100,
+    ) -> CallbackList:
+        return CallbackList(await list_callbacks(resources_of(request).db, state=state_filter, limit=limit))
+
+    @post("/callbacks/{callback_id:str}/retry", status_code=202, summary="Deliver a callback again now")
+    async def retry(self, request: AnyRequest, callback_id: FromPath[str]) -> CallbackView:
+        res = resources_of(request)
+        view = await retry_callback(res.db, callback_id, res.now())
+        res.outbox_wakeup.set()
+        return view

@@ -40,7 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
     probe.add_argument("--room", required=True)
     webhook = daily_sub.add_parser("webhook", help="manage the domain's Daily webhook")
     webhook_sub = webhook.add_subparsers(dest="webhook_command", required=True, metavar="WEBHOOK_COMMAND")
-    ensure = webhook_sub.add_parser("ensure", help="create the webhook, or re-create one Daily marked FAILED")
+    ensure = webhook_sub.add_parser(
+        "ensure", help="create the webhook, or re-activate ours if Daily marked it FAILED"
+    )
     ensure.add_argument("--url", required=True)
     webhook_sub.add_parser("list", help="list the domain's webhooks")
     return parser

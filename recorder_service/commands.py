@@ -62,5 +62,52 @@ async def dispatch(args: argparse.Namespace, env: Mapping[str, str]) -> int:
             args.host, args.port, SimulatorConfig(api_key=env.get("RECORDER_DAILY_API_KEY") or None)
         )
         return 0
+    if args.command == "daily":
+        from recorder_service.adapters.daily import DailyClient
+        from recorder_service.daily_probe import run_probe
+        from recorder_service.daily_webhooks import ensure_webhook, list_webhooks
+        from recorder_service.errors import DailyError
+
+        settings = configure(env)
+        ensuring = args.daily_command == "webhook" and args.webhook_command == "ensure"
+        if ensuring and not settings.daily_webhook_secrets:
+            print(
+                "recorder-service: daily webhook ensure needs RECORDER_DAILY_WEBHOOK_SECRETS "
+                "(its first secret becomes the webhook's hmac)",
+                file=sys.stderr,
+            )
+            return 1
+        http = DailyClient.build_http(
+            settings.daily_api_url, settings.daily_api_key, settings.daily_timeout_seconds
+        )
+        try:
+            async with http:
+                if args.daily_command == "probe":
+                    # No retries: a retried start would hide Daily's first answer.
+                    report = await run_probe(DailyClient(http, max_attempts=1), args.room, out=sys.stdout)
+                    if report.auth_failed:
+                        print("recorder-service: Daily rejected the API key", file=sys.stderr)
+                        return 1
+                    if report.failed_stops:
+                        print(
+                            f"recorder-service: {len(report.failed_stops)} recording(s) may still run",
+                            file=sys.stderr,
+                        )
+                        return 1
+                    return 0
+                daily = DailyClient(
+                    http,
+                    max_attempts=settings.daily_max_attempts,
+                    retry_base_s=settings.daily_retry_base_seconds,
+                )
+                if ensuring:
+                    result = await ensure_webhook(daily, args.url, settings.daily_webhook_secrets[0])
+                    print(result.describe())
+                    return 0
+                await list_webhooks(daily, out=sys.stdout)
+                return 0
+        except DailyError as exc:
+            print(f"recorder-service: {exc}", file=sys.stderr)
+            return 1
     print(f"recorder-service: {args.command} is not available yet", file=sys.stderr)
     return 2

@@ -64,6 +64,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     outbox_poll_seconds: PositiveSeconds = 5.0
     outbox_lease_seconds: PositiveSeconds = 60.0
     inbox_sweep_seconds: PositiveSeconds = 60.0
+    reconcile_page_size: Annotated[int, msgspec.Meta(ge=1, le=100)] = 100
+    reconcile_lookback_hours: PositiveSeconds = 48.0
+    stuck_recording_hours: PositiveSeconds = 6.0
     starting_claim_timeout_seconds: PositiveSeconds = 120.0
     log_format: Literal["auto", "json", "text"] = "auto"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

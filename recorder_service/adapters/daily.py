@@ -219,10 +219,18 @@ class DailyClient:
         return _webhook_decoder.decode(raw)
 
     async def update_webhook(
-        self, uuid: str, url: str, *, hmac_secret: str | None = None, event_types: list[str] | None = None
+        self,
+        uuid: str,
+        url: str,
+        *,
+        hmac_secret: str | None = None,
+        event_types: list[str] | None = None,
+        retry_type: str | None = None,
     ) -> DailyWebhook:
         # POST (not PATCH) also re-activates a FAILED webhook after a fresh verification.
-        body = msgspec.json.encode(CreateWebhookRequest(url=url, hmac=hmac_secret, event_types=event_types))
+        body = msgspec.json.encode(
+            CreateWebhookRequest(url=url, hmac=hmac_secret, event_types=event_types, retry_type=retry_type)
+        )
         raw = await self._request("update_webhook", "POST", f"webhooks/{uuid}", json=body, retry=False)
         return _webhook_decoder.decode(raw)
 

@@ -129,6 +129,9 @@ async def apply_ready(
     known = await uow.recordings.get_by_daily_id(ready.daily_recording_id)
     if known is not None and known.status == "ready":
         return Effect("applied", known.meeting_id, known.id, "already ready")
+    if known is not None and known.type != ready.recording_type:
+        # The REST API carries no type (it is inferred from tracks); our start knew it.
+        ready = msgspec.structs.replace(ready, recording_type=known.type)
     meeting = await (
         uow.meetings.get(known.meeting_id)
         if known is not None

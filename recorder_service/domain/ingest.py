@@ -22,6 +22,7 @@ from recorder_service.domain.daily_events import (
     EventParseError,
     MeetingEndedEvent,
     RecordingErrorEvent,
+    RecordingReady,
     RecordingReadyEvent,
     RecordingStartedEvent,
     is_verification_request,
@@ -38,6 +39,10 @@ from recorder_service.domain.effects import (
 from recorder_service.errors import InvalidSignature, RecorderError
 
 log = logging.getLogger(__name__)
+
+# Recordings found by listing Daily's recordings are stored as this kind of inbox row, so a
+# recording seen by both a webhook and the reconciler goes through one path, with one effect.
+RECONCILER_SOURCE = "reconciler"
 
 # Events whose effects we apply; the others are stored and marked "ignored".
 _ACTIONABLE = (RecordingStartedEvent, RecordingReadyEvent, RecordingErrorEvent, MeetingEndedEvent)
@@ -160,7 +165,7 @@ async def apply_event(deps: IngestDeps, event_id: str) -> str:
             return "missing"
         if row.state not in APPLICABLE_STATES:
             return row.state
-        effect = await _effect_of(uow, deps, row.body)
+        effect = await _effect_of(uow, deps, row.body, row.source)
         await uow.inbox.finish(
             row,
             effect.state,
@@ -173,9 +178,12 @@ async def apply_event(deps: IngestDeps, event_id: str) -> str:
     return effect.state
 
 
-async def _effect_of(uow: UnitOfWork, deps: IngestDeps, body: bytes) -> Effect:
-    event = parse_event(body)
+async def _effect_of(uow: UnitOfWork, deps: IngestDeps, body: bytes, source: str) -> Effect:
     now = deps.now()
+    if source == RECONCILER_SOURCE:
+        ready = msgspec.json.decode(body, type=RecordingReady)
+        return await apply_ready(uow, ready, bucket=deps.bucket, now=now)
+    event = parse_event(body)
     match event:
         case RecordingStartedEvent():
             return await apply_started(uow, event.payload, now)
@@ -187,6 +195,27 @@ async def _effect_of(uow: UnitOfWork, deps: IngestDeps, body: bytes) -> Effect:
             return await apply_meeting_ended(uow, event.payload)
         case _:
             return Effect("ignored", detail="event type not acted upon")
+
+
+async def ingest_found_recording(deps: IngestDeps, ready: RecordingReady) -> str:
+    """Feeds a recording found through Daily's REST API into the same path as webhooks."""
+    async with deps.db.transaction() as uow:
+        known = await uow.recordings.get_by_daily_id(ready.daily_recording_id)
+        if known is not None and known.status == "ready":
+            return "known"
+        row = InboxEventRow(
+            id=f"daily-recording:{ready.daily_recording_id}",
+            event_type="recording.found",
+            state="pending",
+            body=msgspec.json.encode(ready),
+            source=RECONCILER_SOURCE,
+            room_name=ready.room_name,
+            received_at=deps.now(),
+        )
+        stored = await uow.inbox.add_if_absent(row)
+    if not stored:
+        return "duplicate"  # a previous pass stored it; the sweep retries it if still unapplied
+    return await apply_safely(deps, row.id)
 
 
 async def apply_pending(deps: IngestDeps, *, room_name: str | None = None, older_than_s: float = 0.0) -> int:

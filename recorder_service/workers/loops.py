@@ -15,7 +15,10 @@ Loop = Callable[[Resources, asyncio.Event], Awaitable[None]]
 
 
 def registered_loops() -> list[tuple[str, Loop]]:
-    return []
+    from recorder_service.workers.outbox import run_outbox
+    from recorder_service.workers.reconciler import run_inbox_sweep, run_reconciler
+
+    return [("outbox", run_outbox), ("reconciler", run_reconciler), ("inbox-sweep", run_inbox_sweep)]
 
 
 @contextlib.asynccontextmanager

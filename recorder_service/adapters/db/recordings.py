@@ -166,6 +166,18 @@ class RecordingRepository:
         found = {mid: Availability(True, duration) for mid, duration in rows}
         return {mid: found.get(mid, Availability(False, None)) for mid in meeting_ids}
 
+    async def unfinished_started_before(self, before: datetime) -> Sequence[Recording]:
+        stmt = select(RecordingRow).where(
+            col(RecordingRow.status).in_(("recording", "finishing")), col(RecordingRow.started_at) < before
+        )
+        return [to_recording(r) for r in (await self._s.exec(stmt)).all()]
+
+    async def delete_stale_claims(self, older_than: datetime) -> int:
+        stale = await self.stale_starting(older_than)
+        for rec in stale:
+            await self.delete_claim(rec.id)
+        return len(stale)
+
     async def stale_starting(self, older_than: datetime) -> Sequence[Recording]:
         stmt = select(RecordingRow).where(
             RecordingRow.status == "starting", col(RecordingRow.created_at) < older_than

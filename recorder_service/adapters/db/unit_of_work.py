@@ -14,6 +14,7 @@ from recorder_service.adapters.db.callbacks import CallbackRepository
 from recorder_service.adapters.db.inbox import InboxRepository
 from recorder_service.adapters.db.meetings import MeetingRepository
 from recorder_service.adapters.db.recordings import RecordingRepository
+from recorder_service.adapters.db.service_state import ServiceStateRepository
 from recorder_service.errors import StorageUnavailable
 
 
@@ -24,6 +25,7 @@ class UnitOfWork:
         self.recordings = RecordingRepository(session)
         self.inbox = InboxRepository(session)
         self.callbacks = CallbackRepository(session)
+        self.state = ServiceStateRepository(session)
 
 
 class Database:

@@ -1,0 +1,140 @@
+"""Callback dispatcher: delivers the outbox to Reflector, at least once, across restarts.
+
+Rows are leased (SKIP LOCKED on PostgreSQL) so replicas share the work without delivering
+one callback concurrently twice; a lease that outlives its holder (a killed process)
+expires and the row becomes deliverable again."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import uuid
+from datetime import timedelta
+
+from recorder_service.adapters.callbacks import AttemptResult, CallbackSender
+from recorder_service.adapters.db.tables import CallbackRow
+from recorder_service.domain.callback_signing import CallbackSigner
+from recorder_service.domain.retry_policy import next_attempt_at
+from recorder_service.resources import Resources
+
+log = logging.getLogger(__name__)
+
+MAX_PARALLEL_DELIVERIES = 8
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+async def run_outbox(res: Resources, stop: asyncio.Event) -> None:
+    s = res.settings
+    if s.callback_url is None or s.callback_secret is None:
+        log.warning("RECORDER_CALLBACK_URL is unset: callbacks stay pending until it is configured")
+        await stop.wait()
+        return
+    sender = CallbackSender(res.callback_http, s.callback_url, CallbackSigner(s.callback_secret))
+    owner = worker_id()
+    while not stop.is_set():
+        res.outbox_wakeup.clear()  # before claiming: a wake-up during delivery loops again
+        try:
+            claimed = await deliver_due(res, sender, owner, stop)
+        except Exception:
+            log.exception("callback dispatch failed; retrying shortly")
+            claimed = 0
+        if claimed >= s.outbox_batch_size:
+            continue  # more may be due right now
+        await _sleep_until_due(res, stop)
+
+
+async def _sleep_until_due(res: Resources, stop: asyncio.Event) -> None:
+    timeout = res.settings.outbox_poll_seconds
+    with contextlib.suppress(Exception):
+        async with res.db.transaction() as uow:
+            due = await uow.callbacks.next_due_at()
+        if due is not None:
+            timeout = min(timeout, max(0.0, (due - res.now()).total_seconds()))
+    waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(res.outbox_wakeup.wait())]
+    try:
+        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+
+
+async def deliver_due(res: Resources, sender: CallbackSender, owner: str, stop: asyncio.Event) -> int:
+    """Claims a batch of due callbacks and attempts each once. Returns how many were claimed."""
+    s = res.settings
+    async with res.db.transaction() as uow:
+        batch = await uow.callbacks.claim_due(
+            now=res.now(),
+            limit=s.outbox_batch_size,
+            owner=owner,
+            lease=timedelta(seconds=s.outbox_lease_seconds),
+        )
+    if not batch:
+        return 0
+    gate = asyncio.Semaphore(MAX_PARALLEL_DELIVERIES)
+
+    async def one(row: CallbackRow) -> None:
+        async with gate:
+            if stop.is_set():
+                await _release(res, row.id, owner)  # shutting down: let another worker take it
+                return
+            result = await sender.send(row.id, row.body, traceparent=row.traceparent)
+            await _record(res, row, owner, result)
+
+    await asyncio.gather(*(one(row) for row in batch))
+    return len(batch)
+
+
+async def _record(res: Resources, row: CallbackRow, owner: str, result: AttemptResult) -> None:
+    now = res.now()
+    failed_attempts = row.attempts + 1
+    retry_at = (
+        None
+        if result.delivered
+        else next_attempt_at(
+            failed_attempts, res.settings.callback_retry_seconds, now, retry_after_s=result.retry_after_s
+        )
+    )
+    async with res.db.transaction() as uow:
+        kept = await uow.callbacks.record_attempt(
+            row.id,
+            owner=owner,
+            attempted_at=now,
+            status_code=result.status_code,
+            error=result.error,
+            duration_ms=result.duration_ms,
+            delivered=result.delivered,
+            next_attempt_at=retry_at,
+        )
+    extra = {"callback_id": row.id, "meeting_id": row.meeting_id}
+    if not kept:
+        log.warning("lease on callback lost before its outcome was recorded", extra=extra)
+    elif result.delivered:
+        log.info("callback %s delivered (attempt %d)", row.event_type, failed_attempts, extra=extra)
+    elif retry_at is None:
+        log.error(
+            "callback %s is dead after %d attempts: %s",
+            row.event_type,
+            failed_attempts,
+            result.error,
+            extra=extra,
+        )
+    else:
+        log.warning(
+            "callback %s attempt %d failed (%s); next at %s",
+            row.event_type,
+            failed_attempts,
+            result.error,
+            retry_at.isoformat(),
+            extra=extra,
+        )
+
+
+async def _release(res: Resources, row_id: str, owner: str) -> None:
+    async with res.db.transaction() as uow:
+        await uow.callbacks.release(row_id, owner)

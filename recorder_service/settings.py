@@ -65,6 +65,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     outbox_lease_seconds: PositiveSeconds = 60.0
     inbox_sweep_seconds: PositiveSeconds = 60.0
     reconcile_page_size: Annotated[int, msgspec.Meta(ge=1, le=100)] = 100
+    # Daily allows about 2 requests per second on GET /recordings.
+    reconcile_page_pause_seconds: Annotated[float, msgspec.Meta(ge=0)] = 0.5
     reconcile_lookback_hours: PositiveSeconds = 48.0
     stuck_recording_hours: PositiveSeconds = 6.0
     starting_claim_timeout_seconds: PositiveSeconds = 120.0

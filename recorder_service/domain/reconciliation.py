@@ -20,8 +20,6 @@ from recorder_service.domain.ingest import IngestDeps, ingest_found_recording
 log = logging.getLogger(__name__)
 
 CURSOR_KEY = "reconciler.starting_after"
-# Daily allows about 2 requests per second on GET /recordings.
-PAGE_PAUSE_S = 0.5
 
 
 class RecordingLister(Protocol):
@@ -43,7 +41,7 @@ class ReconcilePolicy:
     lookback: timedelta
     starting_claim_timeout: timedelta
     stuck_after: timedelta
-    page_pause_s: float = PAGE_PAUSE_S
+    page_pause_s: float
 
 
 @dataclass

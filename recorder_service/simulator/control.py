@@ -42,6 +42,7 @@ class FaultBody(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     latency_s: float = 0.0
     error: str | None = None
     info: str | None = None
+    after: int = 0
 
 
 class LatencyBody(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -94,7 +95,7 @@ async def add_fault(request: Request, sim: SimDep) -> Json:
     body = decode_json(await request.body(), FaultBody)
     if body.status != 0 and not 400 <= body.status <= 599:
         raise invalid_request("status must be 0 (latency only) or an HTTP error status")
-    fault = Fault(body.operation, body.status, body.count, body.latency_s, body.error, body.info)
+    fault = Fault(body.operation, body.status, body.count, body.latency_s, body.error, body.info, body.after)
     sim.faults.add(fault)
     return asdict(fault)
 

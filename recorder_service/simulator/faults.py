@@ -18,6 +18,8 @@ class Fault:
     latency_s: float = 0.0
     error: str | None = None
     info: str | None = None
+    # Calls of the operation to let through untouched before the fault applies.
+    after: int = 0
 
     def as_error(self) -> DailyError | None:
         if self.status == 0:
@@ -49,6 +51,9 @@ class FaultBook:
         """The first fault that still applies to this call, used up by one."""
         for fault in self.faults:
             if fault.remaining > 0 and fault.operation in (operation, ANY_OPERATION):
+                if fault.after > 0:
+                    fault.after -= 1
+                    return None
                 fault.remaining -= 1
                 return fault
         return None

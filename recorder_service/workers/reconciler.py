@@ -25,6 +25,7 @@ def reconcile_policy(res: Resources) -> ReconcilePolicy:
         lookback=timedelta(hours=s.reconcile_lookback_hours),
         starting_claim_timeout=timedelta(seconds=s.starting_claim_timeout_seconds),
         stuck_after=timedelta(hours=s.stuck_recording_hours),
+        page_pause_s=s.reconcile_page_pause_seconds,
     )
 
 

@@ -62,9 +62,17 @@ class DailySim:
         latency_s: float = 0.0,
         error: str | None = None,
         info: str | None = None,
+        after: int = 0,
     ) -> None:
-        """The next `count` calls of `operation` ("*" = any) answer `status` (0: only delay)."""
-        body: Json = {"operation": operation, "status": status, "count": count, "latency_s": latency_s}
+        """After `after` untouched calls, the next `count` calls of `operation` ("*" = any) answer
+        `status` (0: only delay)."""
+        body: Json = {
+            "operation": operation,
+            "status": status,
+            "count": count,
+            "latency_s": latency_s,
+            "after": after,
+        }
         if error is not None:
             body["error"] = error
         if info is not None:

@@ -15,24 +15,34 @@ from recorder_service.errors import RecorderError
 from recorder_service.http.admin import AdminController
 from recorder_service.http.errors import handle_recorder_error, handle_unexpected
 from recorder_service.http.internal import MeetingsController
-from recorder_service.http.ops import healthz, readyz
+from recorder_service.http.ops import healthz, metrics, readyz
 from recorder_service.http.playback import PlaybackController
 from recorder_service.http.public import StartController
 from recorder_service.http.webhooks import DailyWebhookController
 from recorder_service.resources import Resources, open_resources
 from recorder_service.settings import Settings
+from recorder_service.telemetry import Telemetry
+from recorder_service.telemetry.asgi import route_named_config
 
 MAX_BODY_BYTES = 1024 * 1024
 
 BackgroundStarter = Callable[[Resources], AbstractAsyncContextManager[None]]
 
 
-def create_app(settings: Settings, *, run_background: bool | None = None) -> Litestar:
+# Probes and scrapes would drown the traces; they are not what anyone debugs.
+_UNTRACED_PATHS = ["^/healthz$", "^/readyz$", "^/metrics$"]
+
+
+def create_app(
+    settings: Settings, *, run_background: bool | None = None, telemetry: Telemetry | None = None
+) -> Litestar:
+    """`telemetry` defaults to the process's (Telemetry.from_global); tests pass their own."""
     background = settings.background if run_background is None else run_background
+    telemetry = telemetry or Telemetry.from_global()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        async with open_resources(settings) as res:
+        async with open_resources(settings, telemetry=telemetry) as res:
             app.state.resources = res
             async with contextlib.AsyncExitStack() as stack:
                 if background:
@@ -50,6 +60,16 @@ def create_app(settings: Settings, *, run_background: bool | None = None) -> Lit
             AdminController,
             healthz,
             readyz,
+            metrics,
+        ],
+        # Litestar turns this middleware into its OpenTelemetryPlugin, outermost of all.
+        middleware=[
+            route_named_config(
+                tracer_provider=telemetry.tracer_provider,
+                meter_provider=telemetry.meter_provider,
+                exclude=_UNTRACED_PATHS,
+                exclude_spans=["receive", "send"],
+            ).middleware
         ],
         lifespan=[lifespan],
         exception_handlers={RecorderError: handle_recorder_error, Exception: handle_unexpected},
@@ -78,4 +98,6 @@ def create_app(settings: Settings, *, run_background: bool | None = None) -> Lit
         ),
         request_max_body_size=MAX_BODY_BYTES,
         debug=False,
+        # logs.py configures logging once per process; Litestar's default would add its own handler.
+        logging_config=None,
     )

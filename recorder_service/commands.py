@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import sys
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from recorder_service.settings import ConfigError, Settings, load_settings, unknown_variables
+
+if TYPE_CHECKING:
+    from recorder_service.telemetry import Telemetry
 
 log = logging.getLogger("recorder_service")
 
@@ -27,6 +32,13 @@ def configure(env: Mapping[str, str]) -> Settings:
     return settings
 
 
+def init_telemetry(env: Mapping[str, str]) -> Telemetry:
+    """Traces and metrics for this process, per the standard OTEL_* variables."""
+    from recorder_service.telemetry.setup import install_telemetry
+
+    return install_telemetry(env)
+
+
 def serve(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     import uvicorn
 
@@ -36,11 +48,31 @@ def serve(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     settings = configure(env)
     if settings.database_url.startswith("sqlite"):
         upgrade(settings.database_url)  # embedded default: the file is ours to create
-    app = create_app(settings, run_background=False if args.no_background else None)
+    elif not asyncio.run(schema_is_current(settings.database_url)):
+        print(
+            "recorder-service: the database schema is not at the latest revision: "
+            "run `recorder-service migrate` first",
+            file=sys.stderr,
+        )
+        return 2
+    app = create_app(
+        settings, run_background=False if args.no_background else None, telemetry=init_telemetry(env)
+    )
     uvicorn.run(
         app, host=args.host, port=args.port, log_config=None, access_log=False, timeout_graceful_shutdown=20
     )
     return 0
+
+
+async def schema_is_current(database_url: str) -> bool:
+    from recorder_service.adapters.db.engine import create_engine
+    from recorder_service.adapters.db.migrate import current_revision, head_revision
+
+    engine = create_engine(database_url)
+    try:
+        return await current_revision(engine) == head_revision(database_url)
+    finally:
+        await engine.dispose()
 
 
 async def dispatch(args: argparse.Namespace, env: Mapping[str, str]) -> int:
@@ -54,7 +86,13 @@ async def dispatch(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     if args.command == "worker":
         from recorder_service.workers.main import run_worker
 
-        return await run_worker(configure(env))
+        settings = configure(env)
+        init_telemetry(env)  # the worker's resources use the process's (global) telemetry
+        return await run_worker(settings)
+    if args.command == "demo":
+        from recorder_service.demo import play
+
+        return await play(sys.stdout, keep_running=args.keep_running)
     if args.command == "simulate-daily":
         from recorder_service.simulator import SimulatorConfig, run_simulator
 

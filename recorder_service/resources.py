@@ -23,6 +23,7 @@ from recorder_service.domain.daily_signature import DailyWebhookVerifier
 from recorder_service.domain.ingest import IngestDeps
 from recorder_service.domain.starts import StartDeps, StartPolicy
 from recorder_service.settings import Settings
+from recorder_service.telemetry import Telemetry, disabled_telemetry
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,7 @@ class Resources:
     callback_http: httpx.AsyncClient
     storage: RecordingStorage
     verifier: DailyWebhookVerifier | None
+    telemetry: Telemetry = field(default_factory=disabled_telemetry)
     now: Callable[[], datetime] = field(default=utcnow)
     # Set when a callback is enqueued, so the dispatcher delivers it without waiting a poll tick.
     outbox_wakeup: asyncio.Event = field(default_factory=asyncio.Event)
@@ -50,6 +52,7 @@ class Resources:
             bucket=self.settings.s3_bucket,
             now=self.now,
             wake_outbox=self.outbox_wakeup.set,
+            telemetry=self.telemetry,
         )
 
     def start_deps(self) -> StartDeps:
@@ -67,12 +70,20 @@ class Resources:
             lock_wait_s=worst_case_s,
         )
         return StartDeps(
-            db=self.db, coordinator=self.coordinator, daily=self.daily, policy=policy, now=self.now
+            db=self.db,
+            coordinator=self.coordinator,
+            daily=self.daily,
+            policy=policy,
+            now=self.now,
+            telemetry=self.telemetry,
         )
 
 
 @contextlib.asynccontextmanager
-async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
+async def open_resources(
+    settings: Settings, *, telemetry: Telemetry | None = None
+) -> AsyncIterator[Resources]:
+    telemetry = telemetry or Telemetry.from_global()
     engine = create_engine(settings.database_url)
     redis_client: aioredis.Redis | None = None
     coordinator: RedisCoordinator | LocalCoordinator
@@ -99,7 +110,10 @@ async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
     )
     try:
         async with RecordingStorage.open(
-            bucket=settings.s3_bucket, region=settings.s3_region, endpoint_url=settings.s3_endpoint_url
+            bucket=settings.s3_bucket,
+            region=settings.s3_region,
+            endpoint_url=settings.s3_endpoint_url,
+            telemetry=telemetry,
         ) as storage:
             yield Resources(
                 settings=settings,
@@ -112,10 +126,12 @@ async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
                     daily_http,
                     max_attempts=settings.daily_max_attempts,
                     retry_base_s=settings.daily_retry_base_seconds,
+                    telemetry=telemetry,
                 ),
                 callback_http=callback_http,
                 storage=storage,
                 verifier=verifier,
+                telemetry=telemetry,
             )
     finally:
         await daily_http.aclose()

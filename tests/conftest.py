@@ -5,4 +5,5 @@ pytest_plugins = [
     "tests.plugins.receiver",
     "tests.plugins.service",
     "tests.plugins.processes",
+    "tests.plugins.drills",
 ]

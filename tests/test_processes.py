@@ -64,3 +64,32 @@ async def test_worker_delivers_and_stops_cleanly_on_sigterm(
             code = await asyncio.to_thread(worker.process.wait, 25)
         assert code == 0
         assert time.monotonic() - started < 10
+
+
+def test_serve_refuses_an_unmigrated_postgres_database() -> None:
+    import subprocess
+    import sys
+    import uuid
+
+    import psycopg
+    from psycopg import sql
+
+    from tests.plugins.database import PG_ADMIN_DSN, PG_HOST, _drop_database
+
+    name = f"recorder_empty_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        env = service_env(f"postgresql+psycopg://{PG_HOST}/{name}") | {"PATH": "/usr/bin"}
+        result = subprocess.run(
+            [sys.executable, "-m", "recorder_service.cli", "serve", "--port", "1"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert result.returncode == 2
+        assert "recorder-service migrate" in result.stderr
+    finally:
+        _drop_database(name)

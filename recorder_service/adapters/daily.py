@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections.abc import Mapping
 from typing import Any, Literal
 
 import httpx
 import msgspec
+from opentelemetry.trace import SpanKind
 
 from recorder_service.errors import (
     DailyActiveStream,
@@ -19,6 +21,7 @@ from recorder_service.errors import (
     DailyNotHosting,
     DailyRateLimited,
 )
+from recorder_service.telemetry import Telemetry, disabled_telemetry
 
 NOT_HOSTING_TEXT = "does not seem to be hosting a call"
 ACTIVE_STREAM_TEXT = "has an active stream"
@@ -108,7 +111,9 @@ class DailyClient:
         max_attempts: int = 3,
         retry_base_s: float = 0.5,
         retry_cap_s: float = 8.0,
+        telemetry: Telemetry | None = None,
     ) -> None:
+        self._telemetry = telemetry or disabled_telemetry()
         self._http = http
         self._max_attempts = max_attempts
         self._retry_base_s = retry_base_s
@@ -136,35 +141,49 @@ class DailyClient:
         retry: bool = True,
     ) -> bytes:
         """Retries 5xx, 429 and transport errors only, with full jitter; never 4xx."""
-        attempts = self._max_attempts if retry else 1
-        last: DailyError | None = None
-        for attempt in range(1, attempts + 1):
-            retry_after: float | None = None
-            try:
-                response = await self._http.request(
-                    method,
-                    path.lstrip("/"),
-                    content=json,
-                    params=params,
-                    headers={"Content-Type": "application/json"} if json is not None else None,
-                )
-            except httpx.TimeoutException as exc:
-                last = DailyError(f"Daily {operation} timed out: {type(exc).__name__}")
-            except httpx.HTTPError as exc:
-                last = DailyError(f"Daily {operation} unreachable: {type(exc).__name__}")
-            else:
-                if response.is_success:
-                    return response.content
-                last = classify_error(response.status_code, response.content, operation)
-                if isinstance(last, DailyRateLimited):
-                    retry_after = last.retry_after_s = _retry_after(response.headers)
-                if not _is_retryable(last):
-                    raise last
-            if attempt < attempts:
-                backoff = min(self._retry_cap_s, self._retry_base_s * 2 ** (attempt - 1))
-                await asyncio.sleep(max(retry_after or 0.0, random.uniform(0, backoff)))
-        assert last is not None
-        raise last
+        tracer = self._telemetry.tracer
+        attributes = {"http.request.method": method, "daily.operation": operation}
+        with tracer.start_as_current_span(
+            f"daily.{operation}", kind=SpanKind.CLIENT, attributes=attributes
+        ) as span:
+            attempts = self._max_attempts if retry else 1
+            last: DailyError | None = None
+            for attempt in range(1, attempts + 1):
+                span.set_attribute("daily.attempts", attempt)
+                retry_after: float | None = None
+                started = time.monotonic()
+                try:
+                    response = await self._http.request(
+                        method,
+                        path.lstrip("/"),
+                        content=json,
+                        params=params,
+                        headers={"Content-Type": "application/json"} if json is not None else None,
+                    )
+                except httpx.TimeoutException as exc:
+                    self._observe(operation, "timeout", started)
+                    last = DailyError(f"Daily {operation} timed out: {type(exc).__name__}")
+                except httpx.HTTPError as exc:
+                    self._observe(operation, "unreachable", started)
+                    last = DailyError(f"Daily {operation} unreachable: {type(exc).__name__}")
+                else:
+                    self._observe(operation, str(response.status_code), started)
+                    span.set_attribute("http.response.status_code", response.status_code)
+                    if response.is_success:
+                        return response.content
+                    last = classify_error(response.status_code, response.content, operation)
+                    if isinstance(last, DailyRateLimited):
+                        retry_after = last.retry_after_s = _retry_after(response.headers)
+                    if not _is_retryable(last):
+                        raise last
+                if attempt < attempts:
+                    backoff = min(self._retry_cap_s, self._retry_base_s * 2 ** (attempt - 1))
+                    await asyncio.sleep(max(retry_after or 0.0, random.uniform(0, backoff)))
+            assert last is not None
+            raise last
+
+    def _observe(self, operation: str, status: str, started: float) -> None:
+        self._telemetry.instruments.record_daily_request(operation, status, time.monotonic() - started)
 
     async def start_recording(
         self, room_name: str, *, type: StartType, instance_id: str, max_duration_s: int | None = None

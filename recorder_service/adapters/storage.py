@@ -29,8 +29,10 @@ from botocore.exceptions import (
     NoCredentialsError,
     PartialCredentialsError,
 )
+from opentelemetry.trace import SpanKind
 
 from recorder_service.errors import StorageUnavailable
+from recorder_service.telemetry import Telemetry, disabled_telemetry
 
 if TYPE_CHECKING:
     from types_aiobotocore_s3.client import S3Client
@@ -62,7 +64,9 @@ class RecordingStorage:
         *,
         reachability_ttl_s: float = DEFAULT_REACHABILITY_TTL_S,
         monotonic: Callable[[], float] = time.monotonic,
+        telemetry: Telemetry | None = None,
     ) -> None:
+        self._tracer = (telemetry or disabled_telemetry()).tracer
         self._client = client
         self.bucket = bucket
         self._reachability_ttl_s = reachability_ttl_s
@@ -82,6 +86,7 @@ class RecordingStorage:
         read_timeout_s: float = DEFAULT_READ_TIMEOUT_S,
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
         reachability_ttl_s: float = DEFAULT_REACHABILITY_TTL_S,
+        telemetry: Telemetry | None = None,
     ) -> AsyncIterator[RecordingStorage]:
         config = AioConfig(
             signature_version="s3v4",
@@ -96,7 +101,7 @@ class RecordingStorage:
         async with session.client(
             "s3", region_name=region, endpoint_url=endpoint_url, config=config
         ) as client:
-            yield cls(client, bucket, reachability_ttl_s=reachability_ttl_s)
+            yield cls(client, bucket, reachability_ttl_s=reachability_ttl_s, telemetry=telemetry)
 
     def _require_bucket(self) -> str:
         if not self.bucket:
@@ -116,7 +121,9 @@ class RecordingStorage:
             "ResponseContentDisposition": inline_disposition(filename),
         }
         try:
-            return await self._client.generate_presigned_url("get_object", Params=params, ExpiresIn=ttl_s)
+            # The span carries neither the key's signature nor the URL: both grant access.
+            with self._tracer.start_as_current_span("s3.presign", attributes={"s3.bucket": bucket}):
+                return await self._client.generate_presigned_url("get_object", Params=params, ExpiresIn=ttl_s)
         except (NoCredentialsError, PartialCredentialsError) as exc:
             raise StorageNotConfigured("no AWS credentials found for the S3 store") from exc
         except BotoCoreError as exc:
@@ -126,7 +133,10 @@ class RecordingStorage:
     async def ping(self) -> None:
         bucket = self._require_bucket()
         try:
-            await self._client.head_bucket(Bucket=bucket)
+            with self._tracer.start_as_current_span(
+                "s3.head_bucket", kind=SpanKind.CLIENT, attributes={"s3.bucket": bucket}
+            ):
+                await self._client.head_bucket(Bucket=bucket)
         except ClientError as exc:
             if _error_code(exc) not in _REACHABLE_ERROR_CODES:
                 self._last_ok_at = None
@@ -155,7 +165,10 @@ class RecordingStorage:
     async def object_exists(self, key: str) -> bool:
         bucket = self._require_bucket()
         try:
-            await self._client.head_object(Bucket=bucket, Key=key)
+            with self._tracer.start_as_current_span(
+                "s3.head_object", kind=SpanKind.CLIENT, attributes={"s3.bucket": bucket}
+            ):
+                await self._client.head_object(Bucket=bucket, Key=key)
         except ClientError as exc:
             if _error_code(exc) in _MISSING_OBJECT_CODES:
                 return False

@@ -27,6 +27,7 @@ from recorder_service.domain.daily_events import (
 )
 from recorder_service.domain.matching import meeting_for_instance, meeting_for_room, type_of_instance
 from recorder_service.domain.models import Meeting, Recording, RecordingType, Track, new_recording_id
+from recorder_service.telemetry import current_traceparent
 
 UNFINISHED = ("starting", "recording", "finishing")
 
@@ -201,6 +202,8 @@ async def _enqueue_ready_callback(
             state="pending",
             next_attempt_at=now,
             created_at=now,
+            # Every delivery attempt continues this trace (the webhook's, or the sweep's).
+            traceparent=current_traceparent(),
         )
     )
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 import msgspec
@@ -37,6 +37,7 @@ from recorder_service.domain.effects import (
     apply_started,
 )
 from recorder_service.errors import InvalidSignature, RecorderError
+from recorder_service.telemetry import Telemetry, current_traceparent, disabled_telemetry, parent_context
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,7 @@ class IngestDeps:
     bucket: str | None
     now: Callable[[], datetime]
     wake_outbox: Callable[[], None]
+    telemetry: Telemetry = field(default_factory=disabled_telemetry)
 
 
 class _Head(msgspec.Struct):
@@ -131,20 +133,39 @@ async def receive_webhook(
     signature: str | None,
     traceparent: str | None = None,
 ) -> WebhookReceipt:
+    tracer = deps.telemetry.tracer
+    count = deps.telemetry.instruments.count_webhook
     if is_verification_request(body):
+        count("test", "verification")
         return WebhookReceipt("verification")
     if deps.verifier is None:
+        count(None, "not_configured")
         raise WebhooksNotConfigured("webhooks are not accepted: RECORDER_DAILY_WEBHOOK_SECRETS is not set")
-    if not deps.verifier.verify(timestamp, signature, body):
+    with tracer.start_as_current_span("webhook.verify") as span:
+        valid = deps.verifier.verify(timestamp, signature, body)
+        span.set_attribute("webhook.signature_valid", valid)
+    if not valid:
+        count(None, "invalid_signature")
         raise InvalidSignature("invalid or missing webhook signature")
-    row = inbox_row_for(body, now=deps.now(), traceparent=traceparent)
-    async with deps.db.transaction() as uow:
-        stored = await uow.inbox.add_if_absent(row)
+    # The active span's context (it continues the sender's traceparent when there is one):
+    # work resumed later from the stored row joins this trace.
+    row = inbox_row_for(body, now=deps.now(), traceparent=current_traceparent() or traceparent)
+    attributes = {"daily.event_id": row.id, "daily.event_type": row.event_type or "unknown"}
+    with tracer.start_as_current_span("webhook.store", attributes=attributes) as span:
+        try:
+            async with deps.db.transaction() as uow:
+                stored = await uow.inbox.add_if_absent(row)
+        except Exception:
+            count(row.event_type, "store_failed")
+            raise
+        span.set_attribute("webhook.duplicate", not stored)
     if not stored:
+        count(row.event_type, "duplicate")
         return WebhookReceipt("duplicate", row.id)
     state = row.state
     if state == "pending":
         state = await apply_safely(deps, row.id)
+    count(row.event_type, state)
     return WebhookReceipt("stored", row.id, state)
 
 
@@ -165,14 +186,21 @@ async def apply_event(deps: IngestDeps, event_id: str) -> str:
             return "missing"
         if row.state not in APPLICABLE_STATES:
             return row.state
-        effect = await _effect_of(uow, deps, row.body, row.source)
-        await uow.inbox.finish(
-            row,
-            effect.state,
-            meeting_id=effect.meeting_id,
-            recording_id=effect.recording_id,
-            detail=effect.detail,
-        )
+        # In the webhook's request this nests under it; in the sweep it rejoins the stored trace.
+        with deps.telemetry.tracer.start_as_current_span(
+            "webhook.apply",
+            context=parent_context(row.traceparent),
+            attributes={"daily.event_id": row.id, "daily.event_type": row.event_type or "unknown"},
+        ) as span:
+            effect = await _effect_of(uow, deps, row.body, row.source)
+            await uow.inbox.finish(
+                row,
+                effect.state,
+                meeting_id=effect.meeting_id,
+                recording_id=effect.recording_id,
+                detail=effect.detail,
+            )
+            span.set_attribute("webhook.outcome", effect.state)
     if effect.callback_enqueued:
         deps.wake_outbox()
     return effect.state
@@ -218,6 +246,11 @@ async def ingest_found_recording(deps: IngestDeps, ready: RecordingReady) -> str
     return await apply_safely(deps, row.id)
 
 
+# The periodic sweep retries orphans this long; after that only registering a meeting of their
+# room applies them (a shared Daily domain sends events of rooms that will never be ours).
+SWEEP_HORIZON = timedelta(days=7)
+
+
 async def apply_pending(deps: IngestDeps, *, room_name: str | None = None, older_than_s: float = 0.0) -> int:
     """Re-applies pending and orphan events (after a meeting registers, and periodically)."""
     cutoff = (
@@ -226,7 +259,11 @@ async def apply_pending(deps: IngestDeps, *, room_name: str | None = None, older
         else datetime.fromtimestamp(deps.now().timestamp() - older_than_s, UTC)
     )
     async with deps.db.transaction() as uow:
-        ids = await uow.inbox.applicable_ids(room_name=room_name, received_before=cutoff)
+        ids = await uow.inbox.applicable_ids(
+            room_name=room_name,
+            received_before=cutoff,
+            received_after=None if room_name is not None else deps.now() - SWEEP_HORIZON,
+        )
     applied = 0
     for event_id in ids:
         if await apply_safely(deps, event_id) == "applied":

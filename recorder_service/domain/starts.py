@@ -7,10 +7,11 @@ answers "has an active stream" for a running instanceId, a third line of defence
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
@@ -33,8 +34,10 @@ from recorder_service.errors import (
     DailyNotHosting,
     MeetingNotFound,
     MeetingNotRecordable,
+    RecorderError,
     RoomNotHosting,
 )
+from recorder_service.telemetry import Telemetry, disabled_telemetry
 
 DAILY_DEFAULT_MAX_DURATION_S = 3 * 3600
 
@@ -72,6 +75,7 @@ class StartDeps:
     daily: DailyRecordingStarter
     policy: StartPolicy
     now: Callable[[], datetime]
+    telemetry: Telemetry = field(default_factory=disabled_telemetry)
 
 
 def max_duration_for(meeting: Meeting, now: datetime) -> int:
@@ -95,6 +99,29 @@ def check_recordable(meeting: Meeting | None, meeting_id: str, now: datetime) ->
 
 
 async def start_recording(deps: StartDeps, meeting_id: str, rec_type: RecordingType) -> StartOutcome:
+    telemetry = deps.telemetry
+    attributes = {"recorder.meeting_id": meeting_id, "recorder.recording_type": rec_type}
+    with telemetry.tracer.start_as_current_span("recording.start", attributes=attributes) as span:
+        try:
+            outcome = await _start_recording(deps, meeting_id, rec_type)
+        except RecorderError as exc:
+            telemetry.instruments.count_start(rec_type, _failure_outcome(exc))
+            raise
+        telemetry.instruments.count_start(rec_type, outcome.status)
+        span.set_attribute("recorder.outcome", outcome.status)
+        return outcome
+
+
+def _failure_outcome(exc: RecorderError) -> str:
+    if isinstance(exc, RoomNotHosting):
+        return "not_hosting"
+    if isinstance(exc, DailyError):
+        return "failed"
+    return "rejected"  # not registered, not recordable, cloud started by the client
+
+
+async def _start_recording(deps: StartDeps, meeting_id: str, rec_type: RecordingType) -> StartOutcome:
+    tracer = deps.telemetry.tracer
     if rec_type == "cloud" and deps.policy.cloud_start == "client":
         raise CloudStartedByClient("cloud recordings are started by the client (RECORDER_CLOUD_START=client)")
     async with deps.db.transaction() as uow:
@@ -102,32 +129,37 @@ async def start_recording(deps: StartDeps, meeting_id: str, rec_type: RecordingT
     instance_id = instance_id_for(meeting_id, rec_type)
     key = f"start:{meeting_id}:{rec_type}"
     arrived_at = time.time()
-    async with deps.coordinator.hold(key, ttl_s=deps.policy.lock_ttl_s, wait_s=deps.policy.lock_wait_s):
+    async with contextlib.AsyncExitStack() as held:
+        with tracer.start_as_current_span("start.lock_wait"):
+            await held.enter_async_context(
+                deps.coordinator.hold(key, ttl_s=deps.policy.lock_ttl_s, wait_s=deps.policy.lock_wait_s)
+            )
         await _replay_recent_failure(deps, key, arrived_at)
-        async with deps.db.transaction() as uow:
-            active = await uow.recordings.find_active(meeting_id, rec_type)
-            if active is not None and active.status == "recording":
-                return StartOutcome("already_active", rec_type, instance_id, meeting_id)
-            if active is not None:
-                # A "starting" row seen under the lock was left by a holder that died
-                # mid-start: take it over (Daily dedups by instanceId if it did start).
-                claim_id = active.id
-            else:
-                try:
-                    claim = await uow.recordings.insert(
-                        RecordingRow(
-                            id=new_recording_id(),
-                            meeting_id=meeting_id,
-                            type=rec_type,
-                            instance_id=instance_id,
-                            status="starting",
-                            room_name=meeting.room_name,
+        with tracer.start_as_current_span("start.claim"):
+            async with deps.db.transaction() as uow:
+                active = await uow.recordings.find_active(meeting_id, rec_type)
+                if active is not None and active.status == "recording":
+                    return StartOutcome("already_active", rec_type, instance_id, meeting_id)
+                if active is not None:
+                    # A "starting" row seen under the lock was left by a holder that died
+                    # mid-start: take it over (Daily dedups by instanceId if it did start).
+                    claim_id = active.id
+                else:
+                    try:
+                        claim = await uow.recordings.insert(
+                            RecordingRow(
+                                id=new_recording_id(),
+                                meeting_id=meeting_id,
+                                type=rec_type,
+                                instance_id=instance_id,
+                                status="starting",
+                                room_name=meeting.room_name,
+                            )
                         )
-                    )
-                except RecordingAlreadyActive:
-                    # Only possible if the lock expired under a slow holder.
-                    return await _await_other_claim(deps, meeting_id, rec_type, instance_id)
-                claim_id = claim.id
+                    except RecordingAlreadyActive:
+                        # Only possible if the lock expired under a slow holder.
+                        return await _await_other_claim(deps, meeting_id, rec_type, instance_id)
+                    claim_id = claim.id
         return await _start_at_daily(deps, meeting, rec_type, instance_id, claim_id, key)
 
 
@@ -147,14 +179,19 @@ async def _start_at_daily(
     deps: StartDeps, meeting: Meeting, rec_type: RecordingType, instance_id: str, claim_id: str, key: str
 ) -> StartOutcome:
     deadline = time.monotonic() + deps.policy.not_hosting_budget_s
+    attempt = 0
     while True:
+        attempt += 1
         try:
-            await deps.daily.start_recording(
-                meeting.room_name,
-                type=rec_type,
-                instance_id=instance_id,
-                max_duration_s=max_duration_for(meeting, deps.now()),
-            )
+            with deps.telemetry.tracer.start_as_current_span(
+                "start.daily_attempt", attributes={"recorder.attempt": attempt}
+            ):
+                await deps.daily.start_recording(
+                    meeting.room_name,
+                    type=rec_type,
+                    instance_id=instance_id,
+                    max_duration_s=max_duration_for(meeting, deps.now()),
+                )
             status: Literal["started", "already_active"] = "started"
             break
         except DailyActiveStream:

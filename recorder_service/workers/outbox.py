@@ -14,15 +14,20 @@ import socket
 import uuid
 from datetime import timedelta
 
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
 from recorder_service.adapters.callbacks import AttemptResult, CallbackSender
 from recorder_service.adapters.db.tables import CallbackRow
 from recorder_service.domain.callback_signing import CallbackSigner
 from recorder_service.domain.retry_policy import next_attempt_at
 from recorder_service.resources import Resources
+from recorder_service.telemetry import current_traceparent
+from recorder_service.telemetry.context import context_of
 
 log = logging.getLogger(__name__)
 
 MAX_PARALLEL_DELIVERIES = 8
+PENDING_STATS_TIMEOUT_S = 2.0
 
 
 def worker_id() -> str:
@@ -49,7 +54,21 @@ async def run_outbox(res: Resources, stop: asyncio.Event) -> None:
         await _sleep_until_due(res, stop)
 
 
+async def refresh_pending_gauges(res: Resources) -> None:
+    """Refreshes the cached backlog the pending-callback gauges report (they cannot query)."""
+    pending = res.telemetry.instruments.pending
+    try:
+        async with asyncio.timeout(PENDING_STATS_TIMEOUT_S), res.db.transaction() as uow:
+            count, oldest = await uow.callbacks.pending_stats()
+    except Exception:
+        log.debug("could not read the callback backlog", exc_info=True)
+        pending.forget()
+        return
+    pending.update(count, oldest)
+
+
 async def _sleep_until_due(res: Resources, stop: asyncio.Event) -> None:
+    await refresh_pending_gauges(res)
     timeout = res.settings.outbox_poll_seconds
     with contextlib.suppress(Exception):
         async with res.db.transaction() as uow:
@@ -83,8 +102,26 @@ async def deliver_due(res: Resources, sender: CallbackSender, owner: str, stop: 
             if stop.is_set():
                 await _release(res, row.id, owner)  # shutting down: let another worker take it
                 return
-            result = await sender.send(row.id, row.body, traceparent=row.traceparent)
-            await _record(res, row, owner, result)
+            # A child of the span that enqueued the callback (the webhook's trace), so
+            # Reflector's work joins the same trace through the traceparent header.
+            with res.telemetry.tracer.start_as_current_span(
+                "callback.deliver",
+                context=context_of(row.traceparent),
+                kind=SpanKind.CLIENT,
+                attributes={
+                    "callback.id": row.id,
+                    "callback.event_type": row.event_type,
+                    "callback.attempt": row.attempts + 1,
+                },
+            ) as span:
+                result = await sender.send(
+                    row.id, row.body, traceparent=current_traceparent() or row.traceparent
+                )
+                if result.status_code is not None:
+                    span.set_attribute("http.response.status_code", result.status_code)
+                if not result.delivered:
+                    span.set_status(Status(StatusCode.ERROR, result.error))
+                await _record(res, row, owner, result)
 
     await asyncio.gather(*(one(row) for row in batch))
     return len(batch)
@@ -112,6 +149,9 @@ async def _record(res: Resources, row: CallbackRow, owner: str, result: AttemptR
             next_attempt_at=retry_at,
         )
     extra = {"callback_id": row.id, "meeting_id": row.meeting_id}
+    if kept:
+        outcome = "delivered" if result.delivered else "dead" if retry_at is None else "retried"
+        res.telemetry.instruments.count_callback(row.event_type, outcome)
     if not kept:
         log.warning("lease on callback lost before its outcome was recorded", extra=extra)
     elif result.delivered:

@@ -80,7 +80,12 @@ class InboxRepository:
         await self._s.flush()
 
     async def applicable_ids(
-        self, *, room_name: str | None = None, received_before: datetime | None = None, limit: int = 500
+        self,
+        *,
+        room_name: str | None = None,
+        received_before: datetime | None = None,
+        received_after: datetime | None = None,
+        limit: int = 500,
     ) -> Sequence[str]:
         stmt = select(InboxEventRow.id).where(col(InboxEventRow.state).in_(APPLICABLE_STATES))
         if room_name is not None:
@@ -90,6 +95,8 @@ class InboxRepository:
             )
         if received_before is not None:
             stmt = stmt.where(col(InboxEventRow.received_at) < received_before)
+        if received_after is not None:
+            stmt = stmt.where(col(InboxEventRow.received_at) >= received_after)
         stmt = stmt.order_by(col(InboxEventRow.received_at)).limit(limit)
         return list((await self._s.exec(stmt)).all())
 

@@ -353,3 +353,28 @@ async def test_cors_allows_only_configured_origins(
             headers=preflight | {"Origin": "https://evil.example"},
         )
         assert bad.headers.get("access-control-allow-origin") is None
+
+
+async def test_ready_event_during_an_inflight_start_does_not_take_over_the_claim(
+    db_url: str, daily_sim: DailySim, service_factory: ServiceFactory
+) -> None:
+    from tests.support.webhooks import envelope, post_webhook, raw_tracks, ready_payload
+
+    async with service_factory(service_env(db_url, daily_sim.base_url)) as svc:
+        await register(svc)
+        await daily_sim.join(ROOM)
+        await daily_sim.latency("start_recording", 1.0)
+        inflight = asyncio.create_task(start(svc))
+        await asyncio.sleep(0.3)  # the claim is "starting" now
+        start_ts = 1767261600 + 300  # 2026-01-01T10:05Z, inside the meeting's window
+        payload = ready_payload(
+            room=ROOM, start_ts=start_ts, type_="raw-tracks", tracks=raw_tracks(ROOM, start_ts)
+        )
+        assert (
+            await post_webhook(svc.client, envelope("recording.ready-to-download", payload))
+        ).status_code == 200
+        assert (await inflight).json()["status"] == "started"
+        by_status = {r["status"]: r for r in await recordings(svc)}
+        assert set(by_status) == {"recording", "ready"}
+        assert by_status["ready"]["daily_recording_id"] == payload["recording_id"]
+        assert by_status["recording"]["daily_recording_id"] is None

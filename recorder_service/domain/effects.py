@@ -114,7 +114,10 @@ async def _session_for_ready(uow: UnitOfWork, meeting: Meeting, ready: Recording
     candidates = [
         r
         for r in await uow.recordings.list_for_meeting(meeting.id)
-        if r.type == ready.recording_type and r.status in UNFINISHED and r.daily_recording_id is None
+        # Not "starting": a claim whose start Daily has not even accepted cannot be finished.
+        if r.type == ready.recording_type
+        and r.status in ("recording", "finishing")
+        and r.daily_recording_id is None
     ]
     if not candidates:
         return None

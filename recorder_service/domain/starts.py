@@ -222,7 +222,8 @@ async def _start_at_daily(
             )
             raise
     async with deps.db.transaction() as uow:
-        await uow.recordings.set_fields(claim_id, status="recording", started_at=deps.now())
+        # Conditional: a recording.started webhook may already have moved the claim on.
+        await uow.recordings.confirm_claim(claim_id, started_at=deps.now())
     return StartOutcome(status, rec_type, instance_id, meeting.id)
 
 

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import delete, func
+from sqlalchemy import delete, func, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -116,6 +116,15 @@ class RecordingRepository:
         row.updated_at = utcnow()
         self._s.add(row)
         await self._s.flush()
+
+    async def confirm_claim(self, recording_id: str, *, started_at: datetime) -> None:
+        """Daily accepted the start: the claim becomes a running recording, unless something
+        (a webhook) has already moved it past "starting"."""
+        await self._s.exec(
+            update(RecordingRow)
+            .where(col(RecordingRow.id) == recording_id, col(RecordingRow.status) == "starting")
+            .values(status="recording", started_at=started_at, updated_at=utcnow())
+        )
 
     async def delete_claim(self, recording_id: str) -> None:
         await self._s.exec(

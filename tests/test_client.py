@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import socket
 from collections.abc import Callable
@@ -354,3 +355,37 @@ def test_a_signed_body_that_is_not_an_event_is_an_invalid_payload() -> None:
     ):
         with pytest.raises(InvalidCallbackPayload):
             verify_callback(_signed(secret, body, START), body, secret, now=START)
+
+
+async def test_callback_admin_calls_list_and_retry_dead_callbacks(
+    db_url: str, service_factory: ServiceFactory
+) -> None:
+    from tests.plugins.receiver import CallbackReceiver
+    from tests.test_callbacks import callback_env, raw_tracks_ready
+    from tests.test_webhooks import register
+
+    async with CallbackReceiver() as receiver:
+        receiver.respond_with(503)
+        env = callback_env(db_url, receiver, RECORDER_CALLBACK_RETRY_SECONDS="0.05")
+        async with service_factory(env) as svc, RecorderClient(svc.url, INTERNAL_KEY) as rc:
+            await register(svc, "m-1")
+            await raw_tracks_ready(svc.client)
+            for _ in range(100):
+                dead = await rc.list_callbacks("dead")
+                if dead:
+                    break
+                await asyncio.sleep(0.05)
+            [cb] = dead
+            assert (cb.event_type, cb.meeting_id, cb.attempts) == ("recording.raw_tracks_ready", "m-1", 2)
+            receiver.respond_with(None)
+            retried = await rc.retry_callback(cb.id)
+            assert retried.state == "pending"
+            await receiver.wait_for(1)
+            for _ in range(100):  # the service records the outcome just after the receiver answers
+                delivered = await rc.list_callbacks("delivered")
+                if delivered:
+                    break
+                await asyncio.sleep(0.05)
+            assert [c.id for c in delivered] == [cb.id]
+            with pytest.raises(RecorderNotFound):
+                await rc.retry_callback("msg_unknown")

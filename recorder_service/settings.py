@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Mapping
 from typing import Annotated, Literal
 
 import msgspec
+
+from recorder_service.domain.callback_signing import decode_callback_secret
+from recorder_service.domain.daily_signature import decode_daily_secret
 
 ENV_PREFIX = "RECORDER_"
 DEFAULT_DAILY_API_URL = "https://api.daily.co/v1"
@@ -129,17 +130,22 @@ def _check_consistency(s: Settings) -> None:
             f"{env_name('daily_api_key')}: required when {env_name('daily_api_url')} is Daily's API"
         )
     for secret in s.daily_webhook_secrets:
-        if not _is_base64(secret):
-            raise ConfigError(f"{env_name('daily_webhook_secrets')}: every secret must be base64")
+        try:
+            decode_daily_secret(secret)
+        except ValueError:
+            raise ConfigError(f"{env_name('daily_webhook_secrets')}: every secret must be base64") from None
     if s.callback_url is not None:
         if not s.callback_url.startswith(("http://", "https://")):
             raise ConfigError(f"{env_name('callback_url')}: must be an http(s) URL")
         if s.callback_secret is None:
             raise ConfigError(f"{env_name('callback_secret')}: required with {env_name('callback_url')}")
-    if s.callback_secret is not None and not (
-        s.callback_secret.startswith("whsec_") and _is_base64(s.callback_secret.removeprefix("whsec_"))
-    ):
-        raise ConfigError(f"{env_name('callback_secret')}: must be whsec_<base64>")
+    if s.callback_secret is not None:
+        try:
+            if not s.callback_secret.startswith("whsec_"):
+                raise ValueError("no whsec_ prefix")
+            decode_callback_secret(s.callback_secret)
+        except ValueError:
+            raise ConfigError(f"{env_name('callback_secret')}: must be whsec_<base64>") from None
     if not s.callback_retry_seconds:
         raise ConfigError(f"{env_name('callback_retry_seconds')}: needs at least one delay")
     if not s.database_url.startswith(("sqlite+aiosqlite://", "postgresql+psycopg://")):
@@ -148,13 +154,6 @@ def _check_consistency(s: Settings) -> None:
         )
     if s.redis_url is not None and not s.redis_url.startswith(("redis://", "rediss://", "unix://")):
         raise ConfigError(f"{env_name('redis_url')}: must be a redis:// or rediss:// URL")
-
-
-def _is_base64(value: str) -> bool:
-    try:
-        return len(base64.b64decode(value, validate=True)) > 0
-    except (binascii.Error, ValueError):
-        return False
 
 
 def is_secret_field(field: str) -> bool:

@@ -7,6 +7,7 @@ import time
 import httpx
 import msgspec
 
+from recorder_service.adapters.retry_after import parse_retry_after
 from recorder_service.domain.callback_signing import CallbackSigner
 
 
@@ -16,15 +17,6 @@ class AttemptResult(msgspec.Struct, frozen=True):
     error: str | None
     retry_after_s: float | None
     duration_ms: int
-
-
-def _retry_after(value: str | None) -> float | None:
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        return None
 
 
 class CallbackSender:
@@ -63,6 +55,6 @@ class CallbackSender:
             False,
             response.status_code,
             f"HTTP {response.status_code}: {snippet}",
-            _retry_after(response.headers.get("retry-after")),
+            parse_retry_after(response.headers.get("retry-after")),
             elapsed_ms,
         )

@@ -15,6 +15,7 @@ import httpx
 import msgspec
 from opentelemetry.trace import SpanKind
 
+from recorder_service.adapters.retry_after import parse_retry_after
 from recorder_service.errors import (
     DailyActiveStream,
     DailyError,
@@ -84,16 +85,6 @@ def classify_error(status_code: int, body: bytes, operation: str) -> DailyError:
     if status_code == 429:
         return DailyRateLimited(message, **kwargs)
     return DailyError(message, **kwargs)
-
-
-def _retry_after(headers: Mapping[str, str]) -> float | None:
-    value = headers.get("retry-after")
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        return None
 
 
 def _is_retryable(exc: DailyError) -> bool:
@@ -173,7 +164,9 @@ class DailyClient:
                         return response.content
                     last = classify_error(response.status_code, response.content, operation)
                     if isinstance(last, DailyRateLimited):
-                        retry_after = last.retry_after_s = _retry_after(response.headers)
+                        retry_after = last.retry_after_s = parse_retry_after(
+                            response.headers.get("retry-after")
+                        )
                     if not _is_retryable(last):
                         raise last
                 if attempt < attempts:

@@ -8,7 +8,6 @@ timestamp is re-taken per attempt (receivers reject stale ones), so both are inp
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import hmac
 import secrets
@@ -18,6 +17,7 @@ from typing import TypeAlias
 import msgspec
 
 from recorder_service.domain.daily_events import RecordingReady
+from recorder_service.domain.hmac_keys import decode_base64_key
 
 _SECRET_PREFIX = "whsec_"  # noqa: S105 - a prefix, not a secret
 
@@ -28,15 +28,7 @@ def new_message_id() -> str:
 
 def decode_callback_secret(secret: str) -> bytes:
     """The HMAC key of a `whsec_<base64>` secret; ValueError if malformed."""
-    text = secret.strip().removeprefix(_SECRET_PREFIX)
-    text += "=" * (-len(text) % 4)
-    try:
-        key = base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise ValueError("callback secret is not whsec_<base64>") from exc
-    if not key:
-        raise ValueError("callback secret is empty")
-    return key
+    return decode_base64_key(secret.strip().removeprefix(_SECRET_PREFIX), what="callback secret")
 
 
 class CallbackSigner:

@@ -9,24 +9,16 @@ retries is unknown, so no timestamp age check happens here; the event id is the 
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import hmac
 from collections.abc import Sequence
 
+from recorder_service.domain.hmac_keys import decode_base64_key
+
 
 def decode_daily_secret(secret_b64: str) -> bytes:
     """The HMAC key of a Daily webhook secret; ValueError for a secret that is not base64."""
-    text = secret_b64.strip()
-    # Tolerate missing padding; b64decode with validate=True rejects anything else.
-    text += "=" * (-len(text) % 4)
-    try:
-        key = base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise ValueError("Daily webhook secret is not valid base64") from exc
-    if not key:
-        raise ValueError("Daily webhook secret is empty")
-    return key
+    return decode_base64_key(secret_b64, what="Daily webhook secret")
 
 
 class DailyWebhookVerifier:

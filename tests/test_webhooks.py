@@ -183,6 +183,12 @@ async def test_oversize_body_is_413_and_stores_nothing(svc: RunningService) -> N
             ).encode(),
             "unparseable",
         ),
+        (
+            json.dumps(
+                envelope("recording.ready-to-download", ready_payload(room=ROOM, start_ts=1e20), "evt-far")
+            ).encode(),
+            "unparseable",
+        ),
         (json.dumps(envelope("brand.new-event", {"x": 1}, "evt-new")).encode(), "ignored"),
         (
             json.dumps(

@@ -22,7 +22,8 @@ from recorder_service.errors import RecorderError
 MAX_RECORDING_DURATION_S = 7 * 24 * 3600
 
 NonBlank = Annotated[str, msgspec.Meta(min_length=1, pattern=r"\S")]
-UnixSeconds = Annotated[float, msgspec.Meta(ge=0)]
+# Up to 2100-01-01: a larger "timestamp" is garbage, and datetime would overflow on it.
+UnixSeconds = Annotated[float, msgspec.Meta(ge=0, le=4_102_444_800)]
 RecordingDuration = Annotated[float, msgspec.Meta(ge=0, le=MAX_RECORDING_DURATION_S)]
 ReadyType = Literal["cloud", "cloud-audio-only", "raw-tracks"]
 RecordingType = Literal["cloud", "raw-tracks"]

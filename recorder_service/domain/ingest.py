@@ -70,8 +70,29 @@ class IngestDeps:
 
 
 class _Head(msgspec.Struct):
-    id: str | None = None
-    type: str | None = None
+    id: object = None
+    type: object = None
+
+
+# Column sizes of the inbox; longer values are kept in the stored body, not in these columns.
+_MAX_ID = 255
+_MAX_TYPE = 64
+_MAX_ROOM = 255
+# JSON's escape for NUL: PostgreSQL text cannot hold it, and no real Daily event carries one.
+_JSON_NUL = b"\\u0000"
+
+
+def _storable_id(event_id: str) -> str:
+    """Daily's id when it fits the column; otherwise a digest of it (still stable on redelivery)."""
+    if len(event_id) <= _MAX_ID and "\x00" not in event_id:
+        return event_id
+    return "sha256:" + hashlib.sha256(event_id.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _storable_text(value: str | None, limit: int) -> str | None:
+    if value is None:
+        return None
+    return value.replace("\x00", "")[:limit] or None
 
 
 def inbox_row_for(
@@ -80,6 +101,11 @@ def inbox_row_for(
     """The row to store for a signed body, with a state saying what we could make of it."""
     try:
         event = parse_event(body)
+        if _JSON_NUL in body:
+            raise EventParseError("contains NUL characters")
+        room = _room_of(event)
+        if room is not None and len(room) > _MAX_ROOM:
+            raise EventParseError("room name longer than any Daily room name")
     except EventParseError as exc:
         event_id, event_type = _lenient_head(body)
         return InboxEventRow(
@@ -88,18 +114,18 @@ def inbox_row_for(
             state="unparseable",
             body=body,
             source=source,
-            detail=exc.reason[:500],
+            detail=_storable_text(exc.reason, 500),
             received_at=now,
             traceparent=traceparent,
         )
     actionable = isinstance(event, _ACTIONABLE)
     return InboxEventRow(
-        id=event.id,
-        event_type=event.event_type,
+        id=_storable_id(event.id),
+        event_type=_storable_text(event.event_type, _MAX_TYPE),
         state="pending" if actionable else "ignored",
         body=body,
         source=source,
-        room_name=_room_of(event),
+        room_name=room,
         received_at=now,
         traceparent=traceparent,
         detail=None if actionable else "event type not acted upon",
@@ -112,8 +138,8 @@ def _lenient_head(body: bytes) -> tuple[str, str | None]:
         head = msgspec.json.decode(body, type=_Head)
     except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError, RecursionError):
         head = _Head()
-    event_id = head.id if head.id and len(head.id) <= 200 else None
-    event_type = head.type[:64] if head.type else None
+    event_id = _storable_id(head.id) if isinstance(head.id, str) and head.id else None
+    event_type = _storable_text(head.type, _MAX_TYPE) if isinstance(head.type, str) else None
     return event_id or "sha256:" + hashlib.sha256(body).hexdigest(), event_type
 
 

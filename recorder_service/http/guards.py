@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 AnyConnection = ASGIConnection[Any, Any, Any, Any]
 AnyRequest = Request[Any, Any, Any]
-_MEETING_ID = re.compile(MEETING_ID_PATTERN)
+MEETING_ID = re.compile(MEETING_ID_PATTERN)
 
 
 def resources_of(connection: AnyConnection) -> Resources:
@@ -60,5 +60,5 @@ async def rate_limit(connection: AnyConnection, _: BaseRouteHandler) -> None:
 
 async def valid_meeting_id(connection: AnyConnection, _: BaseRouteHandler) -> None:
     meeting_id = connection.path_params.get("meeting_id")
-    if meeting_id is not None and not _MEETING_ID.fullmatch(str(meeting_id)):
+    if meeting_id is not None and not MEETING_ID.fullmatch(str(meeting_id)):
         raise InvalidInput("meeting_id must be 1-128 characters of [A-Za-z0-9._:-]")

@@ -16,7 +16,13 @@ from recorder_service.domain.meetings import (
 )
 from recorder_service.domain.models import Meeting
 from recorder_service.errors import InvalidInput
-from recorder_service.http.guards import AnyRequest, require_internal_key, resources_of, valid_meeting_id
+from recorder_service.http.guards import (
+    MEETING_ID,
+    AnyRequest,
+    require_internal_key,
+    resources_of,
+    valid_meeting_id,
+)
 from recorder_service.http.schemas import (
     AvailabilityOut,
     AvailabilityResponse,
@@ -68,6 +74,8 @@ class MeetingsController(Controller):
         meeting_id: Annotated[list[str] | None, QueryParameter(name="meeting_id")] = None,
     ) -> AvailabilityResponse:
         ids = meeting_id or []
+        if any(not MEETING_ID.fullmatch(mid) for mid in ids):
+            raise InvalidInput("every meeting_id must be 1-128 characters of [A-Za-z0-9._:-]")
         if len(ids) > MAX_AVAILABILITY_IDS:
             raise InvalidInput(f"at most {MAX_AVAILABILITY_IDS} meeting_id values per request")
         found = await availability_of(resources_of(request).db, ids)

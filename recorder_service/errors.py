@@ -70,6 +70,10 @@ class CoordinationUnavailable(RecorderError):
     """Redis is configured but unreachable: starting now could double-start (503)."""
 
 
+class LockWaitTimeout(RecorderError):
+    """Another caller held the lock for longer than we were willing to wait (503)."""
+
+
 class StorageUnavailable(RecorderError):
     """The database or the S3 store did not answer (503)."""
 

@@ -14,12 +14,7 @@ from collections.abc import AsyncIterator
 import redis.asyncio as aioredis
 from redis.exceptions import LockError, RedisError
 
-from recorder_service.errors import CoordinationUnavailable, RecorderError
-
-
-class LockWaitTimeout(RecorderError):
-    """Another caller held the lock for longer than we were willing to wait."""
-
+from recorder_service.errors import CoordinationUnavailable, LockWaitTimeout
 
 # Release only if we still own the lock (its value is our token).
 _RELEASE = """
@@ -48,6 +43,7 @@ class RedisCoordinator:
         deadline = time.monotonic() + wait_s
         delay = 0.01
         try:
+            # wait_s=0: exactly one attempt.
             while not await self._redis.set(name, token, nx=True, px=int(ttl_s * 1000)):
                 if time.monotonic() >= deadline:
                     raise LockWaitTimeout(f"lock {key} busy")
@@ -108,8 +104,10 @@ class LocalCoordinator:
         lock = self._locks.setdefault(key, asyncio.Lock())
         self._waiters[key] = self._waiters.get(key, 0) + 1
         try:
+            if wait_s <= 0 and lock.locked():
+                raise LockWaitTimeout(f"lock {key} busy")
             try:
-                await asyncio.wait_for(lock.acquire(), timeout=wait_s)
+                await asyncio.wait_for(lock.acquire(), timeout=max(wait_s, 0.001))
             except TimeoutError:
                 raise LockWaitTimeout(f"lock {key} busy") from None
             try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ from recorder_service.errors import (
     DailyActiveStream,
     DailyError,
     DailyNotHosting,
+    LockWaitTimeout,
     MeetingNotFound,
     MeetingNotRecordable,
     RecorderError,
@@ -49,11 +51,11 @@ class StartOutcome(msgspec.Struct, frozen=True):
     meeting_id: str
 
 
-class _FailedAttempt(msgspec.Struct, frozen=True):
+class _Attempt(msgspec.Struct, frozen=True):
     """What the last lock holder learned, so the callers queued behind it share its answer."""
 
     at: float
-    kind: Literal["not_hosting", "daily_error"]
+    kind: Literal["active", "not_hosting", "daily_error"]
     message: str
     retry_after_s: int = 1
     status_code: int | None = None
@@ -131,9 +133,9 @@ async def _start_recording(deps: StartDeps, meeting_id: str, rec_type: Recording
     arrived_at = time.time()
     async with contextlib.AsyncExitStack() as held:
         with tracer.start_as_current_span("start.lock_wait"):
-            await held.enter_async_context(
-                deps.coordinator.hold(key, ttl_s=deps.policy.lock_ttl_s, wait_s=deps.policy.lock_wait_s)
-            )
+            settled = await _wait_for_lock(deps, held, key, arrived_at)
+        if settled:
+            return StartOutcome("already_active", rec_type, instance_id, meeting_id)
         await _replay_recent_failure(deps, key, arrived_at)
         with tracer.start_as_current_span("start.claim"):
             async with deps.db.transaction() as uow:
@@ -163,12 +165,42 @@ async def _start_recording(deps: StartDeps, meeting_id: str, rec_type: Recording
         return await _start_at_daily(deps, meeting, rec_type, instance_id, claim_id, key)
 
 
+# Queued callers look at the holder's published outcome this often while they wait.
+WAIT_SLICE_S = 0.05
+
+
+async def _wait_for_lock(
+    deps: StartDeps, held: contextlib.AsyncExitStack, key: str, arrived_at: float
+) -> bool:
+    """Takes the lock, or returns True when the holder published, after we arrived, that the
+    recording is running: a herd of joiners then answers within one slice of the start, instead
+    of taking the lock one after another. Each slice costs one lock attempt and one read."""
+    deadline = time.monotonic() + deps.policy.lock_wait_s
+    while True:
+        try:
+            await held.enter_async_context(deps.coordinator.hold(key, ttl_s=deps.policy.lock_ttl_s, wait_s=0))
+            return False
+        except LockWaitTimeout:
+            if time.monotonic() >= deadline:
+                raise
+        await asyncio.sleep(WAIT_SLICE_S * random.uniform(0.5, 1.5))  # jitter spreads the herd
+        raw = await deps.coordinator.get_outcome(key)
+        if raw is None:
+            continue
+        published = msgspec.json.decode(raw, type=_Attempt)
+        if published.at < arrived_at:
+            continue
+        if published.kind == "active":
+            return True
+        await _replay_recent_failure(deps, key, arrived_at)
+
+
 async def _replay_recent_failure(deps: StartDeps, key: str, arrived_at: float) -> None:
     raw = await deps.coordinator.get_outcome(key)
     if raw is None:
         return
-    failure = msgspec.json.decode(raw, type=_FailedAttempt)
-    if failure.at < arrived_at:
+    failure = msgspec.json.decode(raw, type=_Attempt)
+    if failure.at < arrived_at or failure.kind == "active":
         return  # older than our request: try again ourselves
     if failure.kind == "not_hosting":
         raise RoomNotHosting(failure.message, retry_after_s=failure.retry_after_s)
@@ -204,7 +236,7 @@ async def _start_at_daily(
                     deps,
                     claim_id,
                     key,
-                    _FailedAttempt(
+                    _Attempt(
                         time.time(),
                         "not_hosting",
                         f"Daily says room {meeting.room_name} is not hosting a call yet",
@@ -218,16 +250,22 @@ async def _start_at_daily(
                 deps,
                 claim_id,
                 key,
-                _FailedAttempt(time.time(), "daily_error", str(exc), status_code=exc.status_code),
+                _Attempt(time.time(), "daily_error", str(exc), status_code=exc.status_code),
             )
             raise
     async with deps.db.transaction() as uow:
         # Conditional: a recording.started webhook may already have moved the claim on.
         await uow.recordings.confirm_claim(claim_id, started_at=deps.now())
+    # Only callers that arrived before this moment trust it (see _wait_for_lock).
+    await deps.coordinator.put_outcome(
+        key,
+        msgspec.json.encode(_Attempt(time.time(), "active", "recording")),
+        ttl_s=deps.policy.lock_wait_s + 5,
+    )
     return StartOutcome(status, rec_type, instance_id, meeting.id)
 
 
-async def _fail(deps: StartDeps, claim_id: str, key: str, failure: _FailedAttempt) -> None:
+async def _fail(deps: StartDeps, claim_id: str, key: str, failure: _Attempt) -> None:
     """Releases the claim so the next caller can try, and tells the queued callers why."""
     async with deps.db.transaction() as uow:
         await uow.recordings.delete_claim(claim_id)

@@ -8,7 +8,6 @@ from typing import Any
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException
 
-from recorder_service.adapters.coordination import LockWaitTimeout
 from recorder_service.adapters.db.recordings import RecordingAlreadyActive
 from recorder_service.domain.admin import CallbackNotFound
 from recorder_service.domain.daily_events import DailyParseError
@@ -20,6 +19,7 @@ from recorder_service.errors import (
     InternalApiDisabled,
     InvalidInput,
     InvalidSignature,
+    LockWaitTimeout,
     MeetingNotFound,
     MeetingNotRecordable,
     RateLimited,

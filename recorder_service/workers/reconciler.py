@@ -7,10 +7,9 @@ import contextlib
 import logging
 from datetime import timedelta
 
-from recorder_service.adapters.coordination import LockWaitTimeout
 from recorder_service.domain.ingest import apply_pending
 from recorder_service.domain.reconciliation import ReconcilePolicy, clean_up_stuck, reconcile_pass
-from recorder_service.errors import RecorderError
+from recorder_service.errors import LockWaitTimeout, RecorderError
 from recorder_service.resources import Resources
 
 log = logging.getLogger(__name__)

@@ -50,7 +50,7 @@ class RedisCoordinator:
                 await asyncio.sleep(delay)
                 delay = min(0.1, delay * 1.5)
         except (RedisError, LockError, OSError) as exc:
-            raise CoordinationUnavailable("redis unavailable") from exc
+            raise CoordinationUnavailable(f"redis unavailable ({type(exc).__name__})") from exc
         try:
             yield
         finally:
@@ -61,13 +61,13 @@ class RedisCoordinator:
         try:
             await self._redis.set(f"{self._prefix}outcome:{key}", value, px=int(ttl_s * 1000))
         except (RedisError, OSError) as exc:
-            raise CoordinationUnavailable("redis unavailable") from exc
+            raise CoordinationUnavailable(f"redis unavailable ({type(exc).__name__})") from exc
 
     async def get_outcome(self, key: str) -> bytes | None:
         try:
             value = await self._redis.get(f"{self._prefix}outcome:{key}")
         except (RedisError, OSError) as exc:
-            raise CoordinationUnavailable("redis unavailable") from exc
+            raise CoordinationUnavailable(f"redis unavailable ({type(exc).__name__})") from exc
         return value if isinstance(value, bytes) else None
 
     async def hit(self, key: str, *, limit: int, window_s: float) -> int | None:
@@ -78,7 +78,7 @@ class RedisCoordinator:
                 keys=[f"{self._prefix}rate:{key}:{window}"], args=[int(window_s * 1000)]
             )
         except (RedisError, OSError) as exc:
-            raise CoordinationUnavailable("redis unavailable") from exc
+            raise CoordinationUnavailable(f"redis unavailable ({type(exc).__name__})") from exc
         if int(count) <= limit:
             return None
         return max(1, math.ceil(int(ttl_ms) / 1000))
@@ -87,7 +87,7 @@ class RedisCoordinator:
         try:
             await self._redis.ping()
         except (RedisError, OSError) as exc:
-            raise CoordinationUnavailable("redis unavailable") from exc
+            raise CoordinationUnavailable(f"redis unavailable ({type(exc).__name__})") from exc
 
 
 class LocalCoordinator:

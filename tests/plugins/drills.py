@@ -59,11 +59,24 @@ def postgres(action: str) -> None:
 def redis_stop() -> None:
     client = redis.Redis(host="127.0.0.1", port=6379)
     try:
-        client.shutdown(nosave=True)
+        client.execute_command("SHUTDOWN", "NOSAVE", "NOW", "FORCE")  # type: ignore[no-untyped-call]
     except redis.ConnectionError:
         pass  # shutdown closes the connection it was sent on
     finally:
         client.close()
+    # Until the old server has exited, a new one cannot bind the port (and a readiness ping
+    # would be answered by the dying one).
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        probe = redis.Redis(host="127.0.0.1", port=6379, socket_connect_timeout=0.5)
+        try:
+            probe.ping()
+        except redis.ConnectionError:
+            return
+        finally:
+            probe.close()
+        time.sleep(0.05)
+    raise TimeoutError("redis did not stop")
 
 
 def redis_start() -> None:

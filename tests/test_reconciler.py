@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 from typing import Any
 
@@ -141,3 +142,41 @@ async def test_stale_start_claims_expire(
             )
         await reconcile_once(res)
         assert await recordings(svc) == []
+
+
+async def test_recordings_stuck_far_past_their_start_are_resolved_with_daily(
+    db_url: str, daily_sim: DailySim, service_factory: ServiceFactory
+) -> None:
+    from recorder_service.domain.reconciliation import clean_up_stuck
+    from recorder_service.workers.reconciler import reconcile_policy
+
+    env = env_for(db_url, daily_sim, RECORDER_STUCK_RECORDING_HOURS="0.0001")
+    async with service_factory(env) as svc:
+        await record_a_meeting(svc, daily_sim)  # no webhooks: the row stays "recording"
+        finished = await daily_sim.recordings()
+        res = resources(svc)
+        [ours] = await recordings(svc)
+        async with res.db.transaction() as uow:  # as a recording.started webhook would have named it
+            await uow.recordings.set_fields(
+                ours["id"], daily_recording_id=finished[0]["id"], started_at=res.now() - timedelta(hours=1)
+            )
+        await svc.client.put("/v1/meetings/other", json=meeting_body(room_name="other-room"), headers=AUTH)
+        await daily_sim.join("other-room")
+        canceled = await daily_sim.client_start("other-room", "raw-tracks", instance_id=str(uuid.uuid4()))
+        await daily_sim.recording_error(canceled, "worker crashed")
+        async with res.db.transaction() as uow:
+            await uow.recordings.insert(
+                RecordingRow(
+                    id="stuck-2",
+                    meeting_id="other",
+                    type="raw-tracks",
+                    status="recording",
+                    daily_recording_id=canceled,
+                    started_at=res.now() - timedelta(hours=1),
+                )
+            )
+        expired, resolved = await clean_up_stuck(res.ingest_deps(), res.daily, reconcile_policy(res))
+        assert (expired, resolved) == (0, 2)
+        assert [r["status"] for r in await recordings(svc)] == ["ready"]
+        [failed] = await recordings(svc, "other")
+        assert (failed["status"], failed["error"]) == ("failed", "Daily canceled the recording")

@@ -378,3 +378,38 @@ async def test_ready_event_during_an_inflight_start_does_not_take_over_the_claim
         assert set(by_status) == {"recording", "ready"}
         assert by_status["ready"]["daily_recording_id"] == payload["recording_id"]
         assert by_status["recording"]["daily_recording_id"] is None
+
+
+async def test_max_duration_covers_the_meetings_remaining_time(
+    db_url: str, daily_sim: DailySim, service_factory: ServiceFactory
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    async with service_factory(service_env(db_url, daily_sim.base_url)) as svc:
+        long_end = (datetime.now(UTC) + timedelta(hours=5)).isoformat()
+        await register(svc, end_date=long_end)
+        await register(svc, "short-meeting", end_date=(datetime.now(UTC) + timedelta(minutes=30)).isoformat())
+        await daily_sim.join(ROOM)
+        assert (await start(svc)).json()["status"] == "started"
+        assert (await start(svc, meeting_id="short-meeting")).status_code == 200  # same room, other meeting
+        by_instance = {
+            m["instance_id"]: m["max_duration"] for m in (await daily_sim.calls())["max_durations"]
+        }
+        assert 5 * 3600 - 60 <= by_instance[RAW_INSTANCE] <= 5 * 3600
+        # Never below Daily's 3-hour default, so a short meeting that runs over is not cut off.
+        short_instance = str(uuid.uuid5(uuid.UUID("a1b2c3d4-e5f6-7890-abcd-ef1234567890"), "short-meeting"))
+        assert by_instance[short_instance] == 3 * 3600
+
+
+async def test_daily_429_is_retried(
+    db_url: str, daily_sim: DailySim, service_factory: ServiceFactory
+) -> None:
+    async with service_factory(service_env(db_url, daily_sim.base_url)) as svc:
+        await register(svc)
+        await daily_sim.join(ROOM)
+        await daily_sim.fault(
+            "start_recording", status=429, count=1, error="rate-limit-error", info="slow down"
+        )
+        r = await start(svc)
+        assert r.json()["status"] == "started"
+        assert (await daily_sim.calls())["operations"]["start_recording"] == {"429": 1, "200": 1}

@@ -115,7 +115,8 @@ async def set_latency(request: Request, sim: SimDep) -> Json:
 
 @get("/calls")
 async def calls(sim: SimDep) -> Json:
-    """{"operations": {op: {"<status>": n}}, "starts": [{room_name, type, instance_id, count}]}."""
+    """{"operations": {op: {"<status>": n}}, "starts": [{room_name, type, instance_id, count}],
+    "max_durations": [{room_name, type, instance_id, max_duration}]} (the latest start's maxDuration)."""
     operations: dict[str, dict[str, int]] = defaultdict(dict)
     for (operation, status), count in sim.calls.outcomes.items():
         operations[operation][str(status)] = count
@@ -123,7 +124,11 @@ async def calls(sim: SimDep) -> Json:
         {"room_name": room, "type": kind, "instance_id": instance, "count": count}
         for (room, kind, instance), count in sim.calls.starts.items()
     ]
-    return {"operations": dict(operations), "starts": starts}
+    max_durations = [
+        {"room_name": room, "type": kind, "instance_id": instance, "max_duration": value}
+        for (room, kind, instance), value in sim.calls.max_durations.items()
+    ]
+    return {"operations": dict(operations), "starts": starts, "max_durations": max_durations}
 
 
 @get("/recordings")

@@ -66,13 +66,19 @@ class CallLog:
     def __init__(self) -> None:
         self.outcomes: Counter[tuple[str, int]] = Counter()
         self.starts: Counter[tuple[str, str, str]] = Counter()
+        # maxDuration of the latest successful start per (room, type, instanceId).
+        self.max_durations: dict[tuple[str, str, str], int | None] = {}
 
     def record(self, operation: str, status: int) -> None:
         self.outcomes[(operation, status)] += 1
 
-    def record_start(self, room_name: str, recording_type: str, instance_id: str) -> None:
+    def record_start(
+        self, room_name: str, recording_type: str, instance_id: str, max_duration_s: int | None = None
+    ) -> None:
         self.starts[(room_name, recording_type, instance_id)] += 1
+        self.max_durations[(room_name, recording_type, instance_id)] = max_duration_s
 
     def clear(self) -> None:
         self.outcomes.clear()
         self.starts.clear()
+        self.max_durations.clear()

@@ -35,6 +35,7 @@ class StartBody(msgspec.Struct, kw_only=True):
     type: str = "cloud"
     instanceId: str | None = None
     layout: dict[str, Any] | None = None
+    maxDuration: int | None = None
 
 
 class StopBody(msgspec.Struct, kw_only=True):
@@ -136,7 +137,7 @@ async def start_recording(name: FromPath[str], request: Request[Any, Any, Any], 
     body = decode_json(await request.body(), StartBody)
     recording_type, instance_id = checked_type(body.type), checked_instance_id(body.instanceId)
     sim.state.start_recording(name, recording_type, instance_id, body.layout, via="rest")
-    sim.calls.record_start(name, recording_type, instance_id)
+    sim.calls.record_start(name, recording_type, instance_id, body.maxDuration)
     sim.flush()
     # The real body is undocumented (reference §4): callers must treat it as opaque.
     return {"status": "sent"}

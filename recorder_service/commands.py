@@ -147,5 +147,5 @@ async def dispatch(args: argparse.Namespace, env: Mapping[str, str]) -> int:
         except DailyError as exc:
             print(f"recorder-service: {exc}", file=sys.stderr)
             return 1
-    print(f"recorder-service: {args.command} is not available yet", file=sys.stderr)
+    print(f"recorder-service: unknown command {args.command}", file=sys.stderr)  # argparse prevents this
     return 2

@@ -214,7 +214,7 @@ async def _enqueue_ready_callback(
 async def apply_error(uow: UnitOfWork, p: RecordingErrorPayload, now: datetime) -> Effect:
     message = (p.error_msg or "recording error")[:2000]
     if p.instance_id:
-        for rec in await uow.recordings.find_by_instance(p.instance_id, active_only=False):
+        for rec in await uow.recordings.find_by_instance(p.instance_id):
             if rec.status in UNFINISHED:
                 await uow.recordings.set_fields(rec.id, status="failed", error=message)
                 return Effect("applied", rec.meeting_id, rec.id)

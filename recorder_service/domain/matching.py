@@ -28,7 +28,7 @@ async def meeting_for_room(uow: UnitOfWork, room_name: str, at_ts: float) -> Mee
 async def meeting_for_instance(uow: UnitOfWork, instance_id: str) -> tuple[Meeting, RecordingType] | None:
     """Resolves our own deterministic instanceIds: first through recordings that carry it,
     then (cloud) through the meeting whose UUID it is."""
-    for recording in await uow.recordings.find_by_instance(instance_id, active_only=False):
+    for recording in await uow.recordings.find_by_instance(instance_id):
         meeting = await uow.meetings.get(recording.meeting_id)
         if meeting is not None:
             return meeting, recording.type

@@ -81,8 +81,7 @@ def _detail(exc: RecorderError) -> str:
         # Quote Daily's own error/info (never our request or credentials).
         parts = [p for p in (exc.error_type, exc.info) if p]
         return f"{exc} ({': '.join(parts)})" if parts and (exc.info or "") not in str(exc) else str(exc)
-    if isinstance(exc, StorageUnavailable | CoordinationUnavailable):
-        return str(exc)  # fixed texts; driver messages may hold SQL or hosts
+    # Other messages are our own fixed texts; driver errors are chained, never quoted.
     return str(exc)
 
 

@@ -106,9 +106,3 @@ class InboxRepository:
             stmt = stmt.where(InboxEventRow.state == state)
         stmt = stmt.order_by(col(InboxEventRow.received_at).desc()).limit(limit)
         return list((await self._s.exec(stmt)).all())
-
-    async def count_by_state(self) -> dict[str, int]:
-        from sqlalchemy import func
-
-        stmt = select(InboxEventRow.state, func.count()).group_by(col(InboxEventRow.state))
-        return {state: int(n) for state, n in (await self._s.exec(stmt)).all()}

@@ -65,9 +65,6 @@ class RecordingRepository:
         row = await self._s.get(RecordingRow, recording_id)
         return to_recording(row) if row else None
 
-    async def get_row_for_update(self, recording_id: str) -> RecordingRow | None:
-        return await self._s.get(RecordingRow, recording_id, with_for_update=True)
-
     async def get_by_daily_id(self, daily_recording_id: str) -> Recording | None:
         stmt = select(RecordingRow).where(RecordingRow.daily_recording_id == daily_recording_id)
         row = (await self._s.exec(stmt)).first()
@@ -82,10 +79,9 @@ class RecordingRepository:
         row = (await self._s.exec(stmt)).first()
         return to_recording(row) if row else None
 
-    async def find_by_instance(self, instance_id: str, *, active_only: bool) -> Sequence[Recording]:
+    async def find_by_instance(self, instance_id: str) -> Sequence[Recording]:
+        """Every recording of this instanceId, newest first."""
         stmt = select(RecordingRow).where(RecordingRow.instance_id == instance_id)
-        if active_only:
-            stmt = stmt.where(col(RecordingRow.status).in_(ACTIVE_STATUSES))
         rows = (await self._s.exec(stmt.order_by(col(RecordingRow.created_at).desc()))).all()
         return [to_recording(r) for r in rows]
 

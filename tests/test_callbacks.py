@@ -11,7 +11,7 @@ from tests.plugins.processes import replicas
 from tests.plugins.receiver import CallbackReceiver
 from tests.plugins.service import AUTH, RunningService, ServiceFactory, service_env
 from tests.support.webhooks import envelope, post_webhook, raw_tracks, ready_payload
-from tests.test_webhooks import ROOM, T0, register
+from tests.test_webhooks import ROOM, T0, register, register_with
 
 
 def callback_env(db_url: str, receiver: CallbackReceiver, **over: str) -> dict[str, str]:
@@ -183,7 +183,7 @@ async def test_killed_process_loses_no_callback(
         import httpx
 
         async with httpx.AsyncClient(base_url=first.url) as client:
-            await register_via(client, "m-1")
+            await register_with(client, "m-1")
             await raw_tracks_ready(client)
             for _ in range(100):
                 rows = (await client.get("/v1/callbacks", headers=AUTH)).json()["callbacks"]
@@ -198,20 +198,6 @@ async def test_killed_process_loses_no_callback(
         assert delivery.payload["data"]["meeting_id"] == "m-1"
 
 
-async def register_via(client: Any, meeting_id: str) -> None:
-    r = await client.put(
-        f"/v1/meetings/{meeting_id}",
-        headers=AUTH,
-        json={
-            "room_name": ROOM,
-            "recording_type": "cloud",
-            "start_date": T0.isoformat(),
-            "end_date": T0.replace(hour=11).isoformat(),
-        },
-    )
-    assert r.status_code in (200, 201)
-
-
 @pytest.mark.slow
 async def test_two_replicas_deliver_each_callback_once(
     postgres_db_url: str, callback_receiver: CallbackReceiver
@@ -221,7 +207,7 @@ async def test_two_replicas_deliver_each_callback_once(
     callback_receiver.delay_next(1000, 0.02)  # keep deliveries overlapping between replicas
     env = callback_env(postgres_db_url, callback_receiver, RECORDER_OUTBOX_BATCH_SIZE="5")
     async with replicas(env, 2) as procs, httpx.AsyncClient(base_url=procs[0].url) as client:
-        await register_via(client, "m-1")
+        await register_with(client, "m-1")
         for i in range(20):
             await raw_tracks_ready(client, start_offset_s=i * 60 + 1)
         await callback_receiver.wait_for(20, timeout_s=20)

@@ -24,7 +24,7 @@ from tests.plugins.s3 import DedicatedS3Bucket
 from tests.plugins.service import AUTH, service_env
 from tests.plugins.simulator import DailySim
 from tests.support.webhooks import envelope, post_webhook, raw_tracks, ready_payload
-from tests.test_webhooks import T0
+from tests.test_webhooks import T0, register_with
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("restore_services")]
 
@@ -64,17 +64,7 @@ def drill_env(
 
 async def register(url: str) -> None:
     async with httpx.AsyncClient(base_url=url) as client:
-        r = await client.put(
-            f"/v1/meetings/{MEETING}",
-            headers=AUTH,
-            json={
-                "room_name": ROOM,
-                "recording_type": "cloud",
-                "start_date": T0.isoformat(),
-                "end_date": T0.replace(hour=20).isoformat(),
-            },
-        )
-        assert r.status_code in (200, 201), r.text
+        await register_with(client, MEETING, room=ROOM, hours=10)
 
 
 async def send_webhooks(

@@ -14,8 +14,9 @@ from tests.plugins.processes import replicas, spawn
 from tests.plugins.receiver import CallbackReceiver
 from tests.plugins.service import AUTH, service_env
 from tests.plugins.simulator import DailySim
-from tests.test_callbacks import callback_env, raw_tracks_ready, register_via
+from tests.test_callbacks import callback_env, raw_tracks_ready
 from tests.test_start import MEETING_ID, ROOM, meeting_body
+from tests.test_webhooks import register_with
 
 pytestmark = pytest.mark.slow
 
@@ -51,7 +52,7 @@ async def test_worker_delivers_and_stops_cleanly_on_sigterm(
 ) -> None:
     serve_env = callback_env(postgres_db_url, callback_receiver, RECORDER_BACKGROUND="false")
     async with replicas(serve_env, 1) as [api], httpx.AsyncClient(base_url=api.url) as client:
-        await register_via(client, "m-1")
+        await register_with(client, "m-1")
         await raw_tracks_ready(client)
         await asyncio.sleep(0.5)
         assert callback_receiver.all_requests == []  # the API process alone delivers nothing

@@ -9,6 +9,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.plugins.service import AUTH, WEBHOOK_SECRET, RunningService, ServiceFactory, service_env
@@ -19,17 +20,24 @@ ROOM = "standup-7f3a9c"
 T0 = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
 
 
-async def register(
-    svc: RunningService, meeting_id: str, *, room: str = ROOM, start: datetime = T0, hours: float = 1
+async def register_with(
+    client: httpx.AsyncClient, meeting_id: str, *, room: str = ROOM, start: datetime = T0, hours: float = 1
 ) -> None:
+    """Registers a cloud-recorded meeting through the internal API (any client, any process)."""
     body = {
         "room_name": room,
         "recording_type": "cloud",
         "start_date": start.isoformat(),
         "end_date": (start + timedelta(hours=hours)).isoformat(),
     }
-    r = await svc.client.put(f"/v1/meetings/{meeting_id}", json=body, headers=AUTH)
+    r = await client.put(f"/v1/meetings/{meeting_id}", json=body, headers=AUTH)
     assert r.status_code in (200, 201), r.text
+
+
+async def register(
+    svc: RunningService, meeting_id: str, *, room: str = ROOM, start: datetime = T0, hours: float = 1
+) -> None:
+    await register_with(svc.client, meeting_id, room=room, start=start, hours=hours)
 
 
 async def events(svc: RunningService, state: str | None = None) -> list[dict[str, Any]]:

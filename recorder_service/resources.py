@@ -16,11 +16,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from recorder_service.adapters.coordination import LocalCoordinator, RedisCoordinator
 from recorder_service.adapters.daily import DailyClient
 from recorder_service.adapters.db.engine import create_engine, session_factory
+from recorder_service.adapters.db.inbox_writer import InboxWriter
 from recorder_service.adapters.db.types import utcnow
 from recorder_service.adapters.db.unit_of_work import Database
 from recorder_service.adapters.storage import RecordingStorage
+from recorder_service.domain.apply_queue import ApplyQueue
 from recorder_service.domain.daily_signature import DailyWebhookVerifier
-from recorder_service.domain.ingest import IngestDeps
+from recorder_service.domain.ingest import IngestDeps, apply_safely
 from recorder_service.domain.starts import StartDeps, StartPolicy
 from recorder_service.settings import Settings
 from recorder_service.telemetry import Telemetry, disabled_telemetry
@@ -44,6 +46,12 @@ class Resources:
     now: Callable[[], datetime] = field(default=utcnow)
     # Set when a callback is enqueued, so the dispatcher delivers it without waiting a poll tick.
     outbox_wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+    # Webhook ingest: concurrent stores share one INSERT; applies run beside the server.
+    inbox_writer: InboxWriter = field(init=False)
+    apply_queue: ApplyQueue = field(default_factory=ApplyQueue)
+
+    def __post_init__(self) -> None:
+        self.inbox_writer = InboxWriter(self.db)
 
     def ingest_deps(self) -> IngestDeps:
         return IngestDeps(
@@ -52,6 +60,8 @@ class Resources:
             bucket=self.settings.s3_bucket,
             now=self.now,
             wake_outbox=self.outbox_wakeup.set,
+            writer=self.inbox_writer,
+            apply_queue=self.apply_queue,
             telemetry=self.telemetry,
         )
 
@@ -115,10 +125,10 @@ async def open_resources(
             endpoint_url=settings.s3_endpoint_url,
             telemetry=telemetry,
         ) as storage:
-            yield Resources(
+            res = Resources(
                 settings=settings,
                 engine=engine,
-                db=Database(session_factory(engine)),
+                db=Database(engine, session_factory(engine)),
                 coordinator=coordinator,
                 redis=redis_client,
                 daily_http=daily_http,
@@ -133,6 +143,11 @@ async def open_resources(
                 verifier=verifier,
                 telemetry=telemetry,
             )
+            res.apply_queue.start(lambda event_id: apply_safely(res.ingest_deps(), event_id))
+            try:
+                yield res
+            finally:
+                await res.apply_queue.close()
     finally:
         await daily_http.aclose()
         await callback_http.aclose()

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 
 from tests.plugins.drills import postgres, redis_start, redis_stop, report
@@ -118,7 +119,7 @@ async def traffic_while(url: Callable[[], str]) -> AsyncIterator[Traffic]:
 
 
 async def settle_and_check(
-    name: str, url: str, traffic: Traffic, receiver: CallbackReceiver, timeout_s: float = 30
+    name: str, url: str, traffic: Traffic, receiver: CallbackReceiver, db_url: str, timeout_s: float = 30
 ) -> None:
     """Waits for the service to catch up, then checks the drill's invariants."""
     expected = set(traffic.acknowledged.values())
@@ -138,18 +139,33 @@ async def settle_and_check(
             if done and set(delivered) >= expected:
                 break
             if time.monotonic() > deadline:
+                unapplied = [
+                    (e["id"], e["state"], e["detail"])
+                    for state in ("pending", "orphan", "unparseable")
+                    for e in (
+                        await client.get("/v1/daily/events", params={"state": state}, headers=AUTH)
+                    ).json()["events"]
+                ]
+                missing = expected - {r["daily_recording_id"] for r in recs if r["status"] == "ready"}
+                odd = [r for r in recs if r["status"] != "ready" or r["daily_recording_id"] not in expected]
                 raise AssertionError(
                     f"{name}: not settled: {len(recs)} recordings, {len(delivered)} callbacks, "
-                    f"{len(expected)} acknowledged"
+                    f"{len(expected)} acknowledged; unapplied events: {unapplied[:5]}; "
+                    f"missing: {sorted(missing)[:5]}; other recordings: {odd[:5]}"
                 )
             await asyncio.sleep(0.2)
-        applied = (
-            await client.get("/v1/daily/events", params={"state": "applied", "limit": 1000}, headers=AUTH)
-        ).json()["events"]
+    # Straight from the inbox table: the admin listing stops at 1,000 events.
+    with psycopg.connect(db_url.replace("postgresql+psycopg://", "postgresql://")) as conn:
+        states: dict[str, str] = dict(
+            conn.execute(
+                "SELECT id, state FROM inbox_events WHERE id = ANY(%s)", (list(traffic.acknowledged),)
+            ).fetchall()
+        )
     # Rows without a Daily id are this drill's own start claims, not webhook effects.
     daily_ids = [r["daily_recording_id"] for r in recs if r["daily_recording_id"] is not None]
     assert len(daily_ids) == len(set(daily_ids)), f"{name}: a recording was applied twice"
-    assert set(traffic.acknowledged) <= {e["id"] for e in applied}, f"{name}: an acknowledged event was lost"
+    not_applied = [(i, states.get(i)) for i in traffic.acknowledged if states.get(i) != "applied"]
+    assert not not_applied, f"{name}: acknowledged events not applied: {not_applied[:5]}"
     # A request cut off by a kill may be applied without its 200 arriving: Daily would redeliver
     # it, and the redelivery would be a duplicate. Nothing applied was never sent.
     assert set(daily_ids) <= traffic.sent_recordings
@@ -186,7 +202,7 @@ async def run_drill(
                 current = replaced
             await asyncio.sleep(1.5)
         try:
-            await settle_and_check(name, current.url, traffic, receiver)
+            await settle_and_check(name, current.url, traffic, receiver, env["RECORDER_DATABASE_URL"])
         finally:
             if replaced is not None and replaced.process.poll() is None:
                 replaced.process.terminate()
@@ -297,7 +313,9 @@ async def test_drill_redis_stopped_and_started(
         starts_at_daily = (await daily_sim.calls())["starts"]
         assert sorted(s["room_name"] for s in starts_at_daily) == sorted(rooms)
         assert all(s["count"] == 1 for s in starts_at_daily)
-        await settle_and_check("redis stopped and started", procs[0].url, traffic, callback_receiver)
+        await settle_and_check(
+            "redis stopped and started", procs[0].url, traffic, callback_receiver, postgres_db_url
+        )
         report(
             f"redis stopped and started: {len(codes)} start calls ({codes.count(503)} refused with 503), "
             f"{len(starts_at_daily)} Daily starts for {len(rooms)} meetings"
@@ -334,7 +352,9 @@ async def test_drill_daily_slow_then_failing(
         assert (slow.status_code, failing.status_code) == (502, 502)
         recovered = await client.post(f"/v1/meetings/{MEETING}/recordings/start", json={"type": "raw-tracks"})
         assert recovered.json()["status"] == "started"
-        await settle_and_check("Daily slow (5 s) then failing (500)", svc.url, traffic, callback_receiver)
+        await settle_and_check(
+            "Daily slow (5 s) then failing (500)", svc.url, traffic, callback_receiver, postgres_db_url
+        )
         # The slow attempts may have started a recording at Daily; never more than one success.
         assert (await daily_sim.calls())["operations"]["start_recording"].get("200", 0) <= 3
 
@@ -373,4 +393,4 @@ async def test_drill_s3_down(
         assert during.status_code == 503
         await asyncio.sleep(1.1)
         assert (await client.get(f"/v1/meetings/{MEETING}/cloud-recording")).status_code == 307
-        await settle_and_check("S3 down", svc.url, traffic, callback_receiver)
+        await settle_and_check("S3 down", svc.url, traffic, callback_receiver, postgres_db_url)

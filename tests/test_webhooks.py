@@ -14,7 +14,7 @@ import pytest
 
 from tests.plugins.service import AUTH, WEBHOOK_SECRET, RunningService, ServiceFactory, service_env
 from tests.support.daily_signing import daily_headers
-from tests.support.webhooks import envelope, post_webhook, raw_tracks, ready_payload
+from tests.support.webhooks import envelope, post_webhook, raw_tracks, ready_payload, until_applied
 
 ROOM = "standup-7f3a9c"
 T0 = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
@@ -305,6 +305,7 @@ async def test_concurrent_redeliveries_have_one_effect(svc: RunningService) -> N
     answers = await asyncio.gather(*(post_webhook(svc.client, body) for _ in range(5)))
     assert [a.status_code for a in answers] == [200] * 5
     assert sorted(a.json()["status"] for a in answers) == ["duplicate"] * 4 + ["stored"]
+    await until_applied(svc.client)
     assert len((await meeting(svc, "m-1"))["recordings"]) == 1
     assert len(await callbacks(svc)) == 1
 

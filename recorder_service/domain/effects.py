@@ -56,14 +56,16 @@ async def _open_session(
     """The recording Daily says started: our claim if one is waiting, else a new session."""
     active = await uow.recordings.find_active(meeting.id, rec_type)
     if active is not None and active.daily_recording_id is None:
-        await uow.recordings.set_fields(
+        if await uow.recordings.name_session(
             active.id,
             status="recording",
             daily_recording_id=daily_id,
             start_ts=start_ts,
             started_at=active.started_at or _ts(start_ts),
-        )
-        return active.id
+        ):
+            return active.id
+        # A concurrent event named our claim first: this is another session, as below.
+        active = await uow.recordings.find_active(meeting.id, rec_type)
     if active is not None:
         # Daily runs one session per instanceId: a new one means the old one has ended.
         await uow.recordings.set_fields(active.id, status="finishing")
@@ -108,9 +110,9 @@ async def apply_started(uow: UnitOfWork, p: RecordingStartedPayload, now: dateti
     return Effect("applied", meeting.id, recording_id)
 
 
-async def _session_for_ready(uow: UnitOfWork, meeting: Meeting, ready: RecordingReady) -> Recording | None:
-    """An unfinished session of this meeting and type that Daily has not named yet, the one
-    started closest to the recording's start."""
+async def _sessions_for_ready(uow: UnitOfWork, meeting: Meeting, ready: RecordingReady) -> list[Recording]:
+    """Unfinished sessions of this meeting and type that Daily has not named yet, the one
+    started closest to the recording's start first."""
     candidates = [
         r
         for r in await uow.recordings.list_for_meeting(meeting.id)
@@ -119,9 +121,7 @@ async def _session_for_ready(uow: UnitOfWork, meeting: Meeting, ready: Recording
         and r.status in ("recording", "finishing")
         and r.daily_recording_id is None
     ]
-    if not candidates:
-        return None
-    return min(
+    return sorted(
         candidates, key=lambda r: abs((r.started_at or _ts(ready.start_ts)).timestamp() - ready.start_ts)
     )
 
@@ -143,7 +143,6 @@ async def apply_ready(
     )
     if meeting is None:
         return Effect("orphan", detail="no registered meeting matches this recording yet")
-    target = known or await _session_for_ready(uow, meeting, ready)
     tracks = tracks_to_json(
         [Track(t.type, t.s3_key, t.size_bytes) for t in ready.tracks] if ready.tracks is not None else None
     )
@@ -161,22 +160,33 @@ async def apply_ready(
         if ready.recording_type == "raw-tracks" and not ready.tracks
         else None,
     }
-    if target is not None:
-        await uow.recordings.set_fields(target.id, **fields)
-        recording_id = target.id
+    if known is not None:
+        await uow.recordings.set_fields(known.id, **fields)
+        recording_id = known.id
     else:
-        # Started outside this service (e.g. the browser's cloud start): recognised anyway.
-        row = RecordingRow(
-            id=new_recording_id(),
-            meeting_id=meeting.id,
-            type=ready.recording_type,
-            status="ready",
-            started_at=_ts(ready.start_ts),
-        )
-        recording_id = (await uow.recordings.insert(row)).id
-        await uow.recordings.set_fields(recording_id, **fields)
+        recording_id = await _finish_session(uow, meeting, ready, fields)
     enqueued = await _enqueue_ready_callback(uow, meeting, ready, recording_id, bucket=bucket, now=now)
     return Effect("applied", meeting.id, recording_id, callback_enqueued=enqueued)
+
+
+async def _finish_session(
+    uow: UnitOfWork, meeting: Meeting, ready: RecordingReady, fields: dict[str, object]
+) -> str:
+    """Names the waiting session this recording belongs to, or records a new one."""
+    for session in await _sessions_for_ready(uow, meeting, ready):
+        if await uow.recordings.name_session(session.id, **fields):
+            return session.id
+    # Started outside this service (e.g. the browser's cloud start): recognised anyway.
+    row = RecordingRow(
+        id=new_recording_id(),
+        meeting_id=meeting.id,
+        type=ready.recording_type,
+        status="ready",
+        started_at=_ts(ready.start_ts),
+    )
+    recording_id = (await uow.recordings.insert(row)).id
+    await uow.recordings.set_fields(recording_id, **fields)
+    return recording_id
 
 
 async def _enqueue_ready_callback(

@@ -16,8 +16,10 @@ from typing import Literal
 import msgspec
 
 from recorder_service.adapters.db.inbox import APPLICABLE_STATES
+from recorder_service.adapters.db.inbox_writer import InboxWriter
 from recorder_service.adapters.db.tables import InboxEventRow
 from recorder_service.adapters.db.unit_of_work import Database, UnitOfWork
+from recorder_service.domain.apply_queue import ApplyQueue
 from recorder_service.domain.daily_events import (
     EventParseError,
     MeetingEndedEvent,
@@ -66,6 +68,8 @@ class IngestDeps:
     bucket: str | None
     now: Callable[[], datetime]
     wake_outbox: Callable[[], None]
+    writer: InboxWriter
+    apply_queue: ApplyQueue
     telemetry: Telemetry = field(default_factory=disabled_telemetry)
 
 
@@ -159,6 +163,13 @@ async def receive_webhook(
     signature: str | None,
     traceparent: str | None = None,
 ) -> WebhookReceipt:
+    with deps.apply_queue.delivery():
+        return await _receive(deps, body, timestamp=timestamp, signature=signature, traceparent=traceparent)
+
+
+async def _receive(
+    deps: IngestDeps, body: bytes, *, timestamp: str | None, signature: str | None, traceparent: str | None
+) -> WebhookReceipt:
     tracer = deps.telemetry.tracer
     count = deps.telemetry.instruments.count_webhook
     if is_verification_request(body):
@@ -179,8 +190,7 @@ async def receive_webhook(
     attributes = {"daily.event_id": row.id, "daily.event_type": row.event_type or "unknown"}
     with tracer.start_as_current_span("webhook.store", attributes=attributes) as span:
         try:
-            async with deps.db.transaction() as uow:
-                stored = await uow.inbox.add_if_absent(row)
+            stored = await deps.writer.store(row)
         except Exception:
             count(row.event_type, "store_failed")
             raise
@@ -190,7 +200,11 @@ async def receive_webhook(
         return WebhookReceipt("duplicate", row.id)
     state = row.state
     if state == "pending":
-        state = await apply_safely(deps, row.id)
+        # Stored: whatever happens next, the 200 is owed. Apply now only when alone.
+        if deps.apply_queue.should_apply_inline():
+            state = await apply_safely(deps, row.id)
+        elif not deps.apply_queue.submit(row.id):
+            log.warning("apply queue full; event left for the inbox sweep", extra={"event_id": row.id})
     count(row.event_type, state)
     return WebhookReceipt("stored", row.id, state)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
@@ -9,7 +10,7 @@ from typing import Any
 
 import httpx
 
-from tests.plugins.service import WEBHOOK_SECRET
+from tests.plugins.service import AUTH, WEBHOOK_SECRET
 from tests.support.daily_signing import daily_headers
 
 
@@ -68,3 +69,17 @@ async def post_webhook(
     raw = body if isinstance(body, bytes) else json.dumps(body).encode()
     signed = daily_headers(secret, str(int(time.time())), raw)
     return await client.post("/v1/daily/webhook", content=raw, headers=signed | (headers or {}))
+
+
+async def until_applied(client: httpx.AsyncClient, *, timeout_s: float = 15.0) -> None:
+    """Waits until no stored event is `pending`: concurrent deliveries are applied just after
+    their 200 (a lone one before it). Fails with the leftovers when they are not applied."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        r = await client.get("/v1/daily/events", params={"state": "pending"}, headers=AUTH)
+        assert r.status_code == 200, r.text
+        pending = r.json()["events"]
+        if not pending:
+            return
+        assert time.monotonic() < deadline, f"events still pending after {timeout_s} s: {pending[:3]}"
+        await asyncio.sleep(0.05)

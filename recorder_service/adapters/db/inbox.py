@@ -19,41 +19,30 @@ from recorder_service.adapters.db.types import utcnow
 APPLICABLE_STATES = ("pending", "orphan")
 
 
+_COLUMNS = [c.name for c in InboxEventRow.__table__.columns]  # type: ignore[attr-defined]
+
+
+def insert_if_absent(dialect: str, rows: Sequence[InboxEventRow]) -> Any:
+    """`INSERT … ON CONFLICT (id) DO NOTHING RETURNING id` for rows with distinct ids."""
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    values = [{name: getattr(row, name) for name in _COLUMNS} for row in rows]
+    return (
+        insert(InboxEventRow)
+        .values(values)
+        .on_conflict_do_nothing(index_elements=["id"])
+        .returning(col(InboxEventRow.id))
+    )
+
+
 class InboxRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._s = session
 
-    def _insert(self) -> Any:
-        return pg_insert if self._s.get_bind().dialect.name == "postgresql" else sqlite_insert
-
     async def add_if_absent(self, row: InboxEventRow) -> bool:
         """True when stored; False when an event with that id was already there (a redelivery)."""
-        values = {c.name: getattr(row, c.name) for c in InboxEventRow.__table__.columns}  # type: ignore[attr-defined]
-        stmt = (
-            self._insert()(InboxEventRow)
-            .values(**values)
-            .on_conflict_do_nothing(index_elements=["id"])
-            .returning(col(InboxEventRow.id))
-        )
+        stmt = insert_if_absent(self._s.get_bind().dialect.name, [row])
         # RETURNING, not rowcount: drivers disagree on rowcount for ON CONFLICT DO NOTHING.
         return (await self._s.exec(stmt)).first() is not None
-
-    async def add_many_if_absent(self, rows: Sequence[InboxEventRow]) -> set[str]:
-        """One statement for a batch of concurrent deliveries; returns the ids actually stored."""
-        if not rows:
-            return set()
-        values = [
-            {c.name: getattr(r, c.name) for c in InboxEventRow.__table__.columns}  # type: ignore[attr-defined]
-            for r in rows
-        ]
-        stmt = (
-            self._insert()(InboxEventRow)
-            .values(values)
-            .on_conflict_do_nothing(index_elements=["id"])
-            .returning(col(InboxEventRow.id))
-        )
-        result = await self._s.exec(stmt)
-        return {r[0] for r in result.all()}
 
     async def lock(self, event_id: str) -> InboxEventRow | None:
         return await self._s.get(InboxEventRow, event_id, with_for_update=True)

@@ -113,6 +113,17 @@ class RecordingRepository:
         self._s.add(row)
         await self._s.flush()
 
+    async def name_session(self, recording_id: str, **fields: Any) -> bool:
+        """Sets `fields` on a session Daily has not named yet (no Daily recording id). False when
+        another event named it first: two concurrent applies must never both take one session."""
+        result = await self._s.exec(
+            update(RecordingRow)
+            .where(col(RecordingRow.id) == recording_id, col(RecordingRow.daily_recording_id).is_(None))
+            .values(**fields, updated_at=utcnow())
+            .returning(col(RecordingRow.id))
+        )
+        return result.first() is not None
+
     async def confirm_claim(self, recording_id: str, *, started_at: datetime) -> None:
         """Daily accepted the start: the claim becomes a running recording, unless something
         (a webhook) has already moved it past "starting"."""

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
-from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from recorder_service.adapters.db.callbacks import CallbackRepository
@@ -28,21 +28,36 @@ class UnitOfWork:
         self.state = ServiceStateRepository(session)
 
 
+@contextlib.contextmanager
+def storage_errors() -> Iterator[None]:
+    """Driver failures meaning "the database is unreachable" become StorageUnavailable."""
+    try:
+        yield
+    except IntegrityError:
+        raise
+    except (OperationalError, PoolTimeout, OSError) as exc:
+        raise StorageUnavailable("database unavailable") from exc
+    except DBAPIError as exc:
+        if exc.connection_invalidated:
+            raise StorageUnavailable("database unavailable") from exc
+        raise
+
+
 class Database:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(self, engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self.engine = engine
         self._sessions = sessions
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[UnitOfWork]:
         """Commits on success, rolls back on error. The use case owns the transaction."""
-        try:
+        with storage_errors():
             async with self._sessions() as session, session.begin():
                 yield UnitOfWork(session)
-        except IntegrityError:
-            raise
-        except (OperationalError, PoolTimeout, OSError) as exc:
-            raise StorageUnavailable("database unavailable") from exc
-        except DBAPIError as exc:
-            if exc.connection_invalidated:
-                raise StorageUnavailable("database unavailable") from exc
-            raise
+
+    @contextlib.asynccontextmanager
+    async def core_transaction(self) -> AsyncIterator[AsyncConnection]:
+        """A bare connection in a transaction, for hot paths that need no ORM session."""
+        with storage_errors():
+            async with self.engine.begin() as conn:
+                yield conn

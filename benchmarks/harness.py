@@ -101,7 +101,9 @@ class Process:
 
 
 def _child_env(env: dict[str, str]) -> dict[str, str]:
-    inherited = {k: v for k, v in os.environ.items() if k.startswith(("AWS_", "PATH", "HOME", "UV_"))}
+    inherited = {
+        k: v for k, v in os.environ.items() if k.startswith(("AWS_", "PATH", "HOME", "UV_", "OTEL_"))
+    }
     return {**inherited, "PYTHONPATH": str(REPO / "benchmarks"), **env}
 
 
@@ -125,8 +127,6 @@ def spawn_service(env: dict[str, str], *, server: str = "uvicorn", port: int | N
             *("--host", "127.0.0.1", "--port", str(port), "--workers", "1", "--loop", "uvloop"),
             *("--no-ws", "--log-level", "warning", "--factory", "asgi_entry:create"),
         ]
-    elif server == "prototype":  # benchmarks/prototype_ingest.py: the proposed coalesced ingest
-        command = [sys.executable, str(REPO / "benchmarks" / "prototype_ingest.py"), "--port", str(port)]
     else:
         raise ValueError(server)
     popen = subprocess.Popen(  # noqa: S603 (fixed argv)
@@ -245,6 +245,8 @@ class LoadResult:
     errors: int
     elapsed_s: float
     latencies_s: list[float]
+    # CPU seconds the service process used during the run (when its pid was given).
+    service_cpu_s: float | None = None
 
     @property
     def rps(self) -> float:
@@ -256,11 +258,19 @@ class LoadResult:
         ordered = sorted(self.latencies_s)
         return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
 
+    @property
+    def cpu_ms_per_request(self) -> float | None:
+        if self.service_cpu_s is None or not self.count:
+            return None
+        return self.service_cpu_s / self.count * 1000
+
     def row(self) -> str:
+        cpu = self.cpu_ms_per_request
         return (
             f"{self.label:<28} c={self.concurrency:<4} n={self.count:<6} err={self.errors:<4} "
             f"{self.rps:8.0f} req/s  p50 {self.pct_ms(0.5):7.2f} ms  p99 {self.pct_ms(0.99):7.2f} ms  "
             f"max {max(self.latencies_s, default=0) * 1000:7.2f} ms"
+            + ("" if cpu is None else f"  service CPU {cpu:5.2f} ms/req")
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -273,6 +283,9 @@ class LoadResult:
             "p50_ms": round(self.pct_ms(0.5), 2),
             "p99_ms": round(self.pct_ms(0.99), 2),
             "max_ms": round(max(self.latencies_s, default=0) * 1000, 2),
+            "service_cpu_ms_per_request": None
+            if self.cpu_ms_per_request is None
+            else round(self.cpu_ms_per_request, 3),
         }
 
 
@@ -298,14 +311,24 @@ async def closed_loop(
     max_requests: int = 1_000_000,
     ok: Callable[[int], bool] = lambda status: status < 400,
     warmup_s: float = 0.3,
+    service_pid: int | None = None,
 ) -> LoadResult:
-    """`concurrency` senders, each sending its next request when the previous one is answered."""
+    """`concurrency` senders, each sending its next request when the previous one is answered.
+    With `service_pid`, also the CPU time that process used meanwhile (Linux /proc)."""
     await _drive(session, request, concurrency, warmup_s, max_requests, ok, [])
     latencies: list[float] = []
+    cpu_before = cpu_seconds(service_pid) if service_pid else None
     started = time.perf_counter()
     errors = await _drive(session, request, concurrency, duration_s, max_requests, ok, latencies)
     elapsed = time.perf_counter() - started
-    return LoadResult(label, concurrency, len(latencies), errors, elapsed, latencies)
+    cpu = cpu_seconds(service_pid) - cpu_before if service_pid and cpu_before is not None else None
+    return LoadResult(label, concurrency, len(latencies), errors, elapsed, latencies, cpu)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process, from /proc/<pid>/stat."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def _drive(

@@ -1,6 +1,6 @@
 """Profiles the service process under webhook load with pyinstrument (not a project dependency).
 
-    uv run --with pyinstrument python benchmarks/profile_ingest.py [--mode matched|orphan] [--seconds 8]
+    uv run --with pyinstrument python benchmarks/profile_ingest.py [--mode matched|orphan] [--seconds 8] [--tree]
 
 Writes the text report to benchmarks/out/profile-<mode>.txt and prints its top.
 """
@@ -42,7 +42,8 @@ async def run(args: argparse.Namespace) -> Path:
     with bench_database() as (db_url, _dsn):
         port = free_port()
         command = [
-            *(sys.executable, "-m", "pyinstrument", "-r", "text", "-p", "flat=true", "-o", str(out)),
+            *(sys.executable, "-m", "pyinstrument", "-r", "text", "-p", f"flat={str(not args.tree).lower()}"),
+            *("-o", str(out)),
             *("-m", "recorder_service.cli", "serve", "--port", str(port), "--no-background"),
         ]
         env = _child_env(service_env(db_url, RECORDER_REDIS_PREFIX=redis_prefix()))
@@ -74,6 +75,7 @@ def main() -> None:
     parser.add_argument("--mode", default="matched", choices=("matched", "orphan"))
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--tree", action="store_true", help="call tree instead of a flat list")
     out = asyncio.run(run(parser.parse_args()))
     print(out.read_text()[:6000])
 

@@ -7,7 +7,7 @@
 - durable-write ceiling: the same inbox rows inserted by a bare async psycopg loop, 64 tasks,
   each on its own connection, one row per transaction (what one webhook must at least cost).
 
-    uv run python benchmarks/webhook_ingest.py [--quick] [--server uvicorn|granian|prototype]
+    uv run python benchmarks/webhook_ingest.py [--quick] [--server uvicorn|granian]
 """
 
 from __future__ import annotations
@@ -132,7 +132,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             for c in CONCURRENCIES:
                 async with make_session(c, proc.url) as client:
                     ceilings[c] = await closed_loop(
-                        "HTTP ceiling (GET /healthz)", client, healthz, concurrency=c, duration_s=duration_s
+                        "HTTP ceiling (GET /healthz)",
+                        client,
+                        healthz,
+                        concurrency=c,
+                        duration_s=duration_s,
+                        service_pid=proc.pid,
                     )
                 print(ceilings[c].row())
                 results["runs"].append(ceilings[c].as_dict())
@@ -141,12 +146,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 for c in CONCURRENCIES:
                     async with make_session(c, proc.url) as client:
                         res = await closed_loop(
-                            f"ingest ({mode}){'' if args.path == '/v1/daily/webhook' else ' ' + args.path.rsplit('-', 1)[-1]}",
+                            f"ingest ({mode})",
                             client,
-                            webhook_request(targets, args.path),
+                            webhook_request(targets),
                             concurrency=c,
                             duration_s=duration_s,
                             ok=lambda status: status == 200,
+                            service_pid=proc.pid,
                         )
                     print(res.row())
                     results["runs"].append(res.as_dict())
@@ -211,13 +217,8 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--quick", action="store_true", help="2 s per step, matched events only (< 60 s)")
-    parser.add_argument("--server", default="uvicorn", choices=("uvicorn", "granian", "prototype"))
+    parser.add_argument("--server", default="uvicorn", choices=("uvicorn", "granian"))
     parser.add_argument("--mode", default="both", choices=("both", "matched", "orphan"))
-    parser.add_argument(
-        "--path",
-        default="/v1/daily/webhook",
-        help="webhook route; with --server prototype also /bench/webhook-deferred or /bench/webhook-coalesced",
-    )
     parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args()
     results = asyncio.run(run(args))

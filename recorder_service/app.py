@@ -19,7 +19,7 @@ from recorder_service.http.ops import healthz, metrics, readyz
 from recorder_service.http.playback import PlaybackController
 from recorder_service.http.public import StartController
 from recorder_service.http.webhooks import DailyWebhookController
-from recorder_service.resources import Resources, open_resources
+from recorder_service.resources import Resources, freeze_startup_heap, open_resources
 from recorder_service.settings import Settings
 from recorder_service.telemetry import Telemetry
 from recorder_service.telemetry.asgi import route_named_config
@@ -34,9 +34,14 @@ _UNTRACED_PATHS = ["^/healthz$", "^/readyz$", "^/metrics$"]
 
 
 def create_app(
-    settings: Settings, *, run_background: bool | None = None, telemetry: Telemetry | None = None
+    settings: Settings,
+    *,
+    run_background: bool | None = None,
+    telemetry: Telemetry | None = None,
+    freeze_heap: bool = False,
 ) -> Litestar:
-    """`telemetry` defaults to the process's (Telemetry.from_global); tests pass their own."""
+    """`telemetry` defaults to the process's (Telemetry.from_global); tests pass their own.
+    `freeze_heap`: the app owns its process (`serve`), see resources.freeze_startup_heap."""
     background = settings.background if run_background is None else run_background
     telemetry = telemetry or Telemetry.from_global()
 
@@ -49,6 +54,8 @@ def create_app(
                     from recorder_service.workers.loops import running_loops
 
                     await stack.enter_async_context(running_loops(res))
+                if freeze_heap:
+                    freeze_startup_heap()
                 yield
 
     return Litestar(

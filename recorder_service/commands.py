@@ -56,7 +56,10 @@ def serve(args: argparse.Namespace, env: Mapping[str, str]) -> int:
         )
         return 2
     app = create_app(
-        settings, run_background=False if args.no_background else None, telemetry=init_telemetry(env)
+        settings,
+        run_background=False if args.no_background else None,
+        telemetry=init_telemetry(env),
+        freeze_heap=True,
     )
     uvicorn.run(
         app, host=args.host, port=args.port, log_config=None, access_log=False, timeout_graceful_shutdown=20

@@ -14,8 +14,9 @@ import pytest
 from sqlalchemy import text
 
 from recorder_service.adapters.db.engine import create_engine, session_factory
+from recorder_service.adapters.db.inbox import InboxRecord
 from recorder_service.adapters.db.inbox_writer import InboxWriter
-from recorder_service.adapters.db.tables import InboxEventRow, MeetingRow, RecordingRow
+from recorder_service.adapters.db.tables import MeetingRow, RecordingRow
 from recorder_service.adapters.db.unit_of_work import Database
 from recorder_service.domain.apply_queue import ApplyQueue
 from recorder_service.domain.daily_events import RecordingReady
@@ -37,7 +38,17 @@ async def database(url: str) -> AsyncIterator[Database]:
         await engine.dispose()
 
 
-def inbox_row(event_id: str, **over: Any) -> InboxEventRow:
+@contextlib.asynccontextmanager
+async def inbox_writer(url: str) -> AsyncIterator[tuple[Database, InboxWriter]]:
+    async with database(url) as db:
+        writer = InboxWriter(db.engine)
+        try:
+            yield db, writer
+        finally:
+            await writer.close()
+
+
+def inbox_row(event_id: str, **over: Any) -> InboxRecord:
     values: dict[str, Any] = {
         "id": event_id,
         "event_type": "recording.ready-to-download",
@@ -45,11 +56,11 @@ def inbox_row(event_id: str, **over: Any) -> InboxEventRow:
         "body": b"{}",
         "received_at": NOW,
     }
-    return InboxEventRow(**(values | over))
+    return InboxRecord(**(values | over))
 
 
 async def stored_ids(db: Database) -> set[str]:
-    async with db.core_transaction() as conn:
+    async with db.engine.connect() as conn:
         return {str(r[0]) for r in (await conn.execute(text("SELECT id FROM inbox_events"))).all()}
 
 
@@ -57,8 +68,7 @@ async def stored_ids(db: Database) -> set[str]:
 
 
 async def test_concurrent_stores_share_one_insert(db_url: str) -> None:
-    async with database(db_url) as db:
-        writer = InboxWriter(db)
+    async with inbox_writer(db_url) as (db, writer):
         ids = [f"evt-{n}" for n in range(50)]
         results = await asyncio.gather(*(writer.store(inbox_row(i)) for i in ids))
         assert results == [True] * 50
@@ -67,16 +77,14 @@ async def test_concurrent_stores_share_one_insert(db_url: str) -> None:
 
 
 async def test_a_lone_store_is_written_at_once(db_url: str) -> None:
-    async with database(db_url) as db:
-        writer = InboxWriter(db)
+    async with inbox_writer(db_url) as (db, writer):
         assert await writer.store(inbox_row("evt-alone")) is True
         assert writer.batches == 1
         assert await stored_ids(db) == {"evt-alone"}
 
 
 async def test_one_id_twice_in_a_batch_and_again_later_is_stored_once(db_url: str) -> None:
-    async with database(db_url) as db:
-        writer = InboxWriter(db)
+    async with inbox_writer(db_url) as (db, writer):
         first, second = await asyncio.gather(
             writer.store(inbox_row("evt-dup", body=b'{"n":1}')),
             writer.store(inbox_row("evt-dup", body=b'{"n":2}')),
@@ -89,8 +97,7 @@ async def test_one_id_twice_in_a_batch_and_again_later_is_stored_once(db_url: st
 
 
 async def test_a_refused_row_fails_alone_not_its_batch(postgres_db_url: str) -> None:
-    async with database(postgres_db_url) as db:
-        writer = InboxWriter(db)
+    async with inbox_writer(postgres_db_url) as (db, writer):
         # Longer than the column: PostgreSQL refuses the row (ingest never builds such a row).
         good_a, bad, good_b = await asyncio.gather(
             writer.store(inbox_row("evt-a")),
@@ -104,12 +111,30 @@ async def test_a_refused_row_fails_alone_not_its_batch(postgres_db_url: str) -> 
 
 
 async def test_database_down_fails_every_waiting_store() -> None:
-    async with database("postgresql+psycopg://postgres@127.0.0.1:1/nowhere") as db:
-        writer = InboxWriter(db)
+    async with inbox_writer("postgresql+psycopg://postgres@127.0.0.1:1/nowhere") as (_db, writer):
         results = await asyncio.gather(
             *(writer.store(inbox_row(f"evt-{n}")) for n in range(5)), return_exceptions=True
         )
         assert all(isinstance(r, StorageUnavailable) for r in results), results
+
+
+async def test_a_broken_connection_is_replaced_and_the_batch_sent_again(
+    postgres_db_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The writer's own connection dies (as in a database restart): the next store succeeds."""
+    async with inbox_writer(postgres_db_url) as (db, writer):
+        assert await writer.store(inbox_row("evt-before")) is True
+        async with db.engine.connect() as admin:
+            killed = await admin.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid() AND state = 'idle'"
+                )
+            )
+            assert killed.all()  # the writer's idle connection was among them
+        assert await writer.store(inbox_row("evt-after")) is True
+        assert "inbox writer connection lost" in caplog.text
+        assert await stored_ids(db) == {"evt-before", "evt-after"}
 
 
 # ---------------------------------------------------------------- concurrent applies

@@ -7,6 +7,10 @@ sees it. When other deliveries are in flight or events are already waiting, the 
 queued instead and applied by a few tasks beside the server: a burst is acknowledged at the
 speed of the store, not of the apply.
 
+Queued applies give way to deliveries: a worker waits until no webhook request has been in
+flight for QUIET_S, but never longer than YIELD_S per event, so a sustained burst still makes
+progress (≥ WORKERS / YIELD_S events a second) while acknowledgements keep their speed.
+
 Nothing here is the only copy: the event is already a `pending` inbox row. A full queue drops
 the id, and a stop leaves queued ids unapplied; the inbox sweep applies those rows later."""
 
@@ -15,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterator
 
 log = logging.getLogger(__name__)
@@ -23,12 +28,16 @@ Apply = Callable[[str], Awaitable[object]]
 
 CAPACITY = 10_000
 WORKERS = 2
+QUIET_S = 0.02
+YIELD_S = 1.0
 
 
 class ApplyQueue:
-    def __init__(self, *, capacity: int = CAPACITY, workers: int = WORKERS) -> None:
+    def __init__(self, *, capacity: int = CAPACITY, workers: int = WORKERS, yield_s: float = YIELD_S) -> None:
         self._queue: asyncio.Queue[str] = asyncio.Queue(maxsize=capacity)
         self._workers = workers
+        self._yield_s = yield_s
+        self._last_delivery = 0.0  # monotonic time the last delivery ended
         self._tasks: list[asyncio.Task[None]] = []
         self._in_flight = 0  # webhook requests between arrival and answer
         self._busy = 0  # queued events being applied right now
@@ -42,6 +51,7 @@ class ApplyQueue:
             yield
         finally:
             self._in_flight -= 1
+            self._last_delivery = time.monotonic()
 
     def should_apply_inline(self) -> bool:
         """True for a lone delivery: no other request in flight, nothing queued or applying."""
@@ -76,6 +86,7 @@ class ApplyQueue:
             event_id = await self._queue.get()
             self._busy += 1
             try:
+                await self._give_way()
                 await apply(event_id)
             except Exception:
                 log.exception(
@@ -84,6 +95,13 @@ class ApplyQueue:
             finally:
                 self._busy -= 1
                 self._queue.task_done()
+
+    async def _give_way(self) -> None:
+        deadline = time.monotonic() + self._yield_s
+        while time.monotonic() < deadline:
+            if not self._in_flight and time.monotonic() - self._last_delivery >= QUIET_S:
+                return
+            await asyncio.sleep(QUIET_S)
 
     async def close(self, *, timeout_s: float = 10.0) -> None:
         """Applies what is queued for up to `timeout_s`, then stops; the rest waits for the sweep."""

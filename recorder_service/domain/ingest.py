@@ -15,9 +15,8 @@ from typing import Literal
 
 import msgspec
 
-from recorder_service.adapters.db.inbox import APPLICABLE_STATES
+from recorder_service.adapters.db.inbox import APPLICABLE_STATES, InboxRecord
 from recorder_service.adapters.db.inbox_writer import InboxWriter
-from recorder_service.adapters.db.tables import InboxEventRow
 from recorder_service.adapters.db.unit_of_work import Database, UnitOfWork
 from recorder_service.domain.apply_queue import ApplyQueue
 from recorder_service.domain.daily_events import (
@@ -101,7 +100,7 @@ def _storable_text(value: str | None, limit: int) -> str | None:
 
 def inbox_row_for(
     body: bytes, *, now: datetime, source: str = "webhook", traceparent: str | None = None
-) -> InboxEventRow:
+) -> InboxRecord:
     """The row to store for a signed body, with a state saying what we could make of it."""
     try:
         event = parse_event(body)
@@ -112,7 +111,7 @@ def inbox_row_for(
             raise EventParseError("room name longer than any Daily room name")
     except EventParseError as exc:
         event_id, event_type = _lenient_head(body)
-        return InboxEventRow(
+        return InboxRecord(
             id=event_id,
             event_type=event_type,
             state="unparseable",
@@ -123,7 +122,7 @@ def inbox_row_for(
             traceparent=traceparent,
         )
     actionable = isinstance(event, _ACTIONABLE)
-    return InboxEventRow(
+    return InboxRecord(
         id=_storable_id(event.id),
         event_type=_storable_text(event.event_type, _MAX_TYPE),
         state="pending" if actionable else "ignored",
@@ -271,7 +270,7 @@ async def ingest_found_recording(deps: IngestDeps, ready: RecordingReady) -> str
         known = await uow.recordings.get_by_daily_id(ready.daily_recording_id)
         if known is not None and known.status == "ready":
             return "known"
-        row = InboxEventRow(
+        row = InboxRecord(
             id=f"daily-recording:{ready.daily_recording_id}",
             event_type="recording.found",
             state="pending",

@@ -6,7 +6,7 @@ import asyncio
 import logging
 import signal
 
-from recorder_service.resources import open_resources
+from recorder_service.resources import freeze_startup_heap, open_resources
 from recorder_service.settings import Settings
 from recorder_service.workers.loops import running_loops
 
@@ -19,6 +19,7 @@ async def run_worker(settings: Settings) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, shutdown.set)
     async with open_resources(settings) as res, running_loops(res):
+        freeze_startup_heap()
         log.info("worker running")
         await shutdown.wait()
         log.info("worker stopping")

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+import msgspec
 from sqlalchemy import or_
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -19,30 +21,50 @@ from recorder_service.adapters.db.types import utcnow
 APPLICABLE_STATES = ("pending", "orphan")
 
 
-_COLUMNS = [c.name for c in InboxEventRow.__table__.columns]  # type: ignore[attr-defined]
+_TABLE: Any = InboxEventRow.__table__  # type: ignore[attr-defined]
 
 
-def insert_if_absent(dialect: str, rows: Sequence[InboxEventRow]) -> Any:
-    """`INSERT … ON CONFLICT (id) DO NOTHING RETURNING id` for rows with distinct ids."""
+class InboxRecord(msgspec.Struct, kw_only=True):
+    """A new inbox row: what ingest writes (a plain struct; building the ORM model per request
+    costs more than the rest of the row's work)."""
+
+    id: str
+    event_type: str | None
+    state: str
+    body: bytes
+    received_at: datetime
+    source: str = "webhook"
+    room_name: str | None = None
+    detail: str | None = None
+    traceparent: str | None = None
+
+
+_RECORD_FIELDS = InboxRecord.__struct_fields__
+
+
+def inbox_values(records: Sequence[InboxRecord]) -> list[dict[str, Any]]:
+    return [{name: getattr(r, name) for name in _RECORD_FIELDS} | {"attempts": 0} for r in records]
+
+
+@functools.cache
+def insert_if_absent(dialect: str) -> Any:
+    """`INSERT … ON CONFLICT (id) DO NOTHING RETURNING id`, one statement per dialect. Executed
+    with a list of rows (distinct ids), SQLAlchemy sends them as one multi-row INSERT
+    ("insertmanyvalues") from a statement compiled once."""
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    values = [{name: getattr(row, name) for name in _COLUMNS} for row in rows]
-    return (
-        insert(InboxEventRow)
-        .values(values)
-        .on_conflict_do_nothing(index_elements=["id"])
-        .returning(col(InboxEventRow.id))
-    )
+    return insert(_TABLE).on_conflict_do_nothing(index_elements=["id"]).returning(_TABLE.c.id)
 
 
 class InboxRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._s = session
 
-    async def add_if_absent(self, row: InboxEventRow) -> bool:
+    async def add_if_absent(self, row: InboxRecord) -> bool:
         """True when stored; False when an event with that id was already there (a redelivery)."""
-        stmt = insert_if_absent(self._s.get_bind().dialect.name, [row])
+        stmt = insert_if_absent(self._s.get_bind().dialect.name)
         # RETURNING, not rowcount: drivers disagree on rowcount for ON CONFLICT DO NOTHING.
-        return (await self._s.exec(stmt)).first() is not None
+        result = await self._s.execute(stmt, inbox_values([row]))
+        return result.first() is not None
 
     async def lock(self, event_id: str) -> InboxEventRow | None:
         return await self._s.get(InboxEventRow, event_id, with_for_update=True)

@@ -2,46 +2,59 @@
 
 At most one INSERT is in flight per process; rows that arrive meanwhile wait and go into the
 next one. A lone delivery is written at once (no timer, no added latency); under load the
-batches grow by themselves, so the database sees one round trip and one commit for many
+batches grow by themselves, so the database sees one statement and one commit for many
 webhooks. Every caller learns whether *its* row was stored, and is answered only after the
-commit that holds it."""
+commit that holds it.
+
+The writer keeps one connection of its own in autocommit mode: a single multi-row INSERT is
+atomic by itself, so a batch costs one round trip (no pool checkout, ping, BEGIN or COMMIT).
+A connection that breaks (database restart) is replaced, and the batch is sent once more on
+the new one: `ON CONFLICT DO NOTHING` makes that safe even if the first attempt committed
+(its rows then read as already stored, and the inbox sweep applies them)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 
-from recorder_service.adapters.db.inbox import insert_if_absent
-from recorder_service.adapters.db.tables import InboxEventRow
-from recorder_service.adapters.db.unit_of_work import Database
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from recorder_service.adapters.db.inbox import InboxRecord, inbox_values, insert_if_absent
+from recorder_service.adapters.db.unit_of_work import storage_errors
 from recorder_service.errors import StorageUnavailable
 
 log = logging.getLogger(__name__)
 
-# Rows per INSERT: 13 bound values each, far below PostgreSQL's and SQLite's parameter limits.
+# Rows per INSERT: SQLAlchemy splits larger executemany batches into pages of its own anyway.
 MAX_BATCH = 256
 
-_Waiter = tuple[InboxEventRow, "asyncio.Future[bool]"]
+_Waiter = tuple[InboxRecord, "asyncio.Future[bool]"]
 
 
 class InboxWriter:
-    def __init__(self, db: Database, *, max_batch: int = MAX_BATCH) -> None:
-        self._db = db
+    def __init__(self, engine: AsyncEngine, *, max_batch: int = MAX_BATCH) -> None:
+        self._engine = engine
         self._max_batch = max_batch
         self._waiting: list[_Waiter] = []
         self._drain: asyncio.Task[None] | None = None
+        self._conn: AsyncConnection | None = None
         self.batches = 0  # INSERT statements run (for tests and benchmarks)
 
-    async def store(self, row: InboxEventRow) -> bool:
+    async def store(self, record: InboxRecord) -> bool:
         """True when stored; False when an event with that id is already there (a redelivery,
         also one that arrived in the same batch). Raises what the write raised."""
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._waiting.append((row, future))
+        self._waiting.append((record, future))
         if self._drain is None:
             self._drain = asyncio.create_task(self._drain_waiting(), name="inbox-writer")
         # The write runs in its own task: a caller that goes away (client disconnect) neither
         # cancels the INSERT for the others nor leaves its own row half-written.
         return await asyncio.shield(future)
+
+    async def close(self) -> None:
+        if self._drain is not None:
+            await asyncio.gather(self._drain, return_exceptions=True)
+        await self._discard_connection()
 
     async def _drain_waiting(self) -> None:
         batch: list[_Waiter] = []
@@ -59,7 +72,7 @@ class InboxWriter:
 
     async def _write(self, batch: list[_Waiter]) -> None:
         try:
-            stored = await self._insert([row for row, _ in batch])
+            stored = await self._insert([record for record, _ in batch])
         except StorageUnavailable as exc:
             _settle(batch, exc)
             return
@@ -73,19 +86,55 @@ class InboxWriter:
                 await self._write([waiter])
             return
         claimed: set[str] = set()
-        for row, future in batch:
+        for record, future in batch:
             # Two deliveries of one id in one batch: the first is the stored one.
-            mine = row.id in stored and row.id not in claimed
-            claimed.add(row.id)
+            mine = record.id in stored and record.id not in claimed
+            claimed.add(record.id)
             if not future.done():
                 future.set_result(mine)
 
-    async def _insert(self, rows: list[InboxEventRow]) -> set[str]:
-        distinct = list({row.id: row for row in reversed(rows)}.values())
+    async def _insert(self, records: list[InboxRecord]) -> set[str]:
+        distinct = list({r.id: r for r in reversed(records)}.values())
+        values = inbox_values(distinct)
         self.batches += 1
-        async with self._db.core_transaction() as conn:
-            stmt = insert_if_absent(conn.dialect.name, distinct)
-            return {r[0] for r in (await conn.execute(stmt)).all()}
+        for attempt in (1, 2):
+            try:
+                with storage_errors():
+                    conn = await self._connection()
+                    result = await conn.execute(insert_if_absent(conn.dialect.name), values)
+                    return {row[0] for row in result.all()}
+            except StorageUnavailable:
+                await self._discard_connection()
+                if attempt == 2:
+                    raise
+                log.warning("inbox writer connection lost; sending the batch again on a new one")
+            except Exception:
+                await self._reset_connection()
+                raise
+        raise AssertionError("unreachable")
+
+    async def _connection(self) -> AsyncConnection:
+        if self._conn is None or self._conn.closed or self._conn.invalidated:
+            conn = await self._engine.connect()
+            self._conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+        return self._conn
+
+    async def _reset_connection(self) -> None:
+        """After a refused statement: nothing is open in autocommit, but SQLAlchemy's own
+        bookkeeping must be reset before the next one."""
+        if self._conn is not None:
+            try:
+                await self._conn.rollback()
+            except Exception:
+                await self._discard_connection()
+
+    async def _discard_connection(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                await conn.close()
+            except Exception as exc:  # already broken: nothing to give back
+                log.debug("closing a broken inbox writer connection failed: %s", exc)
 
 
 def _settle(batch: list[_Waiter], exc: BaseException) -> None:

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Iterator
 
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from recorder_service.adapters.db.callbacks import CallbackRepository
@@ -54,10 +54,3 @@ class Database:
         with storage_errors():
             async with self._sessions() as session, session.begin():
                 yield UnitOfWork(session)
-
-    @contextlib.asynccontextmanager
-    async def core_transaction(self) -> AsyncIterator[AsyncConnection]:
-        """A bare connection in a transaction, for hot paths that need no ORM session."""
-        with storage_errors():
-            async with self.engine.begin() as conn:
-                yield conn

@@ -15,12 +15,13 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import aiohttp
 import httpx
@@ -94,6 +95,13 @@ def free_port() -> int:
 class Process:
     url: str
     popen: subprocess.Popen[bytes]
+    log: IO[bytes] | None = None
+
+    def log_tail(self, size: int = 4000) -> str:
+        if self.log is None:
+            return ""
+        self.log.seek(0)
+        return self.log.read().decode(errors="replace")[-size:]
 
     @property
     def pid(self) -> int:
@@ -129,10 +137,17 @@ def spawn_service(env: dict[str, str], *, server: str = "uvicorn", port: int | N
         ]
     else:
         raise ValueError(server)
+    return spawn_process(command, env, port)
+
+
+def spawn_process(command: list[str], env: dict[str, str], port: int) -> Process:
+    # Logs go to a file, not a pipe: a pipe nobody reads fills up, and the service then blocks
+    # on its next log line (its whole event loop with it).
+    log = tempfile.TemporaryFile()  # noqa: SIM115 (lives as long as the process)
     popen = subprocess.Popen(  # noqa: S603 (fixed argv)
-        command, env=_child_env(env), cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        command, env=_child_env(env), cwd=REPO, stdout=subprocess.DEVNULL, stderr=log
     )
-    return Process(f"http://127.0.0.1:{port}", popen)
+    return Process(f"http://127.0.0.1:{port}", popen, log)
 
 
 def spawn_simulator(port: int | None = None) -> Process:
@@ -152,7 +167,7 @@ async def wait_ready(proc: Process, path: str = "/readyz", timeout_s: float = 60
     async with httpx.AsyncClient(timeout=2) as client:
         while True:
             if proc.popen.poll() is not None:
-                err = proc.popen.stderr.read().decode(errors="replace") if proc.popen.stderr else ""
+                err = proc.log_tail()
                 raise RuntimeError(f"{proc.url} exited with {proc.popen.returncode}: {err[-2000:]}")
             with contextlib.suppress(httpx.HTTPError):
                 if (await client.get(f"{proc.url}{path}")).status_code == 200:

@@ -1,5 +1,6 @@
 """Resident memory (VmRSS) of one `serve` process: idle, then after each of 3 x 10,000 signed
-webhooks (ready events for registered meetings, so each is stored and applied).
+webhooks (ready events for registered meetings: each is stored, and applied as the apply queue
+keeps up; what overflows it waits in the inbox for the sweep).
 
     uv run python benchmarks/memory.py [--quick]   (quick: 3 x 2,000)
 """

@@ -10,15 +10,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import signal
-import subprocess
 import sys
 import uuid
 from pathlib import Path
 
 from harness import (
     REPO,
-    Process,
-    _child_env,
     bench_database,
     closed_loop,
     free_port,
@@ -26,14 +23,10 @@ from harness import (
     redis_prefix,
     running,
     service_env,
+    spawn_process,
     wait_ready,
 )
 from webhook_ingest import register_meetings, webhook_request
-
-
-def _start(command: list[str], env: dict[str, str], port: int) -> Process:
-    popen = subprocess.Popen(command, env=env, cwd=REPO, stderr=subprocess.PIPE)  # noqa: S603
-    return Process(f"http://127.0.0.1:{port}", popen)
 
 
 async def run(args: argparse.Namespace) -> Path:
@@ -46,8 +39,7 @@ async def run(args: argparse.Namespace) -> Path:
             *("-o", str(out)),
             *("-m", "recorder_service.cli", "serve", "--port", str(port), "--no-background"),
         ]
-        env = _child_env(service_env(db_url, RECORDER_REDIS_PREFIX=redis_prefix()))
-        proc = _start(command, env, port)
+        proc = spawn_process(command, service_env(db_url, RECORDER_REDIS_PREFIX=redis_prefix()), port)
         popen = proc.popen
         async with running([]):
             await wait_ready(proc)

@@ -201,7 +201,7 @@ async def _apply_alone(db: Database, r: RecordingReady) -> Any:
 # ---------------------------------------------------------------- ApplyQueue
 
 
-async def test_queue_applies_in_order_and_drops_beyond_capacity() -> None:
+async def test_queue_applies_in_order_and_drops_beyond_capacity(caplog: pytest.LogCaptureFixture) -> None:
     applied: list[str] = []
     gate = asyncio.Event()
 
@@ -218,9 +218,10 @@ async def test_queue_applies_in_order_and_drops_beyond_capacity() -> None:
             assert not queue.should_apply_inline()  # another delivery in flight
     assert queue.submit("e0")
     await asyncio.sleep(0.05)  # the worker takes e0 and waits on the gate
-    assert [queue.submit(f"e{n}") for n in range(1, 5)] == [True, True, True, False]
-    # e0 was taken by the worker (waiting on the gate), e1..e3 fill the queue, e4 is dropped.
-    assert queue.dropped == 1
+    assert [queue.submit(f"e{n}") for n in range(1, 6)] == [True, True, True, False, False]
+    # e0 was taken by the worker (waiting on the gate), e1..e3 fill the queue, e4, e5 are dropped.
+    assert queue.dropped == 2
+    assert caplog.text.count("apply queue full") == 1  # one line per burst, not one per event
     assert not queue.should_apply_inline()  # a backlog: later deliveries queue behind it
     gate.set()
     await queue.close(timeout_s=5)

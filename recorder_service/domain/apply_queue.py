@@ -30,6 +30,7 @@ CAPACITY = 10_000
 WORKERS = 2
 QUIET_S = 0.02
 YIELD_S = 1.0
+DROP_REPORT_S = 30.0
 
 
 class ApplyQueue:
@@ -42,6 +43,7 @@ class ApplyQueue:
         self._in_flight = 0  # webhook requests between arrival and answer
         self._busy = 0  # queued events being applied right now
         self.dropped = 0  # ids left to the sweep because the queue was full
+        self._drops_reported_at = -DROP_REPORT_S
 
     @contextlib.contextmanager
     def delivery(self) -> Iterator[None]:
@@ -65,8 +67,21 @@ class ApplyQueue:
             self._queue.put_nowait(event_id)
         except asyncio.QueueFull:
             self.dropped += 1
+            self._report_drops()
             return False
         return True
+
+    def _report_drops(self) -> None:
+        """One line per DROP_REPORT_S at most: a burst must not turn into a burst of logs."""
+        now = time.monotonic()
+        if now - self._drops_reported_at < DROP_REPORT_S:
+            return
+        log.warning(
+            "apply queue full (%d events): %d events left for the inbox sweep so far",
+            self._queue.maxsize,
+            self.dropped,
+        )
+        self._drops_reported_at = now
 
     @property
     def running(self) -> bool:

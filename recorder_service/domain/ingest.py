@@ -202,8 +202,8 @@ async def _receive(
         # Stored: whatever happens next, the 200 is owed. Apply now only when alone.
         if deps.apply_queue.should_apply_inline():
             state = await apply_safely(deps, row.id)
-        elif not deps.apply_queue.submit(row.id):
-            log.warning("apply queue full; event left for the inbox sweep", extra={"event_id": row.id})
+        else:
+            deps.apply_queue.submit(row.id)  # when full, the inbox sweep applies it
     count(row.event_type, state)
     return WebhookReceipt("stored", row.id, state)
 

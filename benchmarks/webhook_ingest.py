@@ -129,7 +129,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             rooms = await register_meetings(proc.url, MEETINGS)
             print(f"server: {args.server}; {duration_s:.0f} s per step; machine cores: {_cores()}")
             ceilings: dict[int, LoadResult] = {}
-            for c in CONCURRENCIES:
+            for c in args.concurrency:
                 async with make_session(c, proc.url) as client:
                     ceilings[c] = await closed_loop(
                         "HTTP ceiling (GET /healthz)",
@@ -143,7 +143,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 results["runs"].append(ceilings[c].as_dict())
             for mode in modes:
                 targets = rooms if mode == "matched" else [f"unknown-{uuid.uuid4().hex[:8]}"]
-                for c in CONCURRENCIES:
+                for c in args.concurrency:
                     async with make_session(c, proc.url) as client:
                         res = await closed_loop(
                             f"ingest ({mode})",
@@ -167,7 +167,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         results["runs"].append(batched.as_dict())
     print()
     for mode in modes:
-        for c in CONCURRENCIES:
+        for c in args.concurrency:
             ingest = next(
                 r
                 for r in results["runs"]
@@ -219,6 +219,12 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="2 s per step, matched events only (< 60 s)")
     parser.add_argument("--server", default="uvicorn", choices=("uvicorn", "granian"))
     parser.add_argument("--mode", default="both", choices=("both", "matched", "orphan"))
+    parser.add_argument(
+        "--concurrency",
+        type=lambda v: tuple(int(c) for c in v.split(",")),
+        default=CONCURRENCIES,
+        help="senders per step, comma-separated (default 1,8,64)",
+    )
     parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args()
     results = asyncio.run(run(args))

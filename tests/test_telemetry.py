@@ -291,3 +291,26 @@ def test_the_default_telemetry_is_the_global_no_op_one() -> None:
     assert telemetry.exporters == ()
     with telemetry.tracer.start_as_current_span("x") as span:
         assert not span.is_recording()
+
+
+async def test_the_webhook_route_has_one_server_span_with_its_status(postgres_db_url: str) -> None:
+    """The webhook route is traced by its own middleware (the generic one skips it): one SERVER
+    span per request, named by route, with the status Litestar answered, errors included."""
+    async with traced_service(service_env(postgres_db_url)) as t:
+        ok = await post_webhook(t.svc.client, envelope("participant.joined", {"room": "r"}))
+        bad = await post_webhook(
+            t.svc.client, envelope("participant.joined", {"room": "r"}), secret="c2VjcmV0"
+        )
+        assert (ok.status_code, bad.status_code) == (200, 401)
+        await t.wait_span(lambda s: server_span("POST", "/v1/daily/webhook")(s) and _status(s) == 401)
+        servers = [s for s in t.spans.get_finished_spans() if server_span("POST", "/v1/daily/webhook")(s)]
+        assert sorted(_status(s) for s in servers) == [200, 401]
+        assert all(s.name == "POST /v1/daily/webhook" for s in servers)
+        text = (await t.svc.client.get("/metrics")).text
+        assert _sample(text, "recorder_webhook_request_duration_seconds_count", 'http_status_code="401"') == 1
+        assert _sample(text, "recorder_webhook_request_duration_seconds_count", 'http_status_code="200"') == 1
+        assert 'http_target="/v1/daily/webhook"' not in text  # not counted twice
+
+
+def _status(span: ReadableSpan) -> int:
+    return cast(int, (span.attributes or {}).get("http.response.status_code", 0))

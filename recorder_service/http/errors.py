@@ -85,13 +85,24 @@ def _detail(exc: RecorderError) -> str:
     return str(exc)
 
 
+def status_for(exc: BaseException) -> int:
+    """The status code an exception is answered with (500 for anything unexpected)."""
+    if isinstance(exc, RecorderError):
+        for kind, status in _STATUS:
+            if isinstance(exc, kind):
+                return status
+    if isinstance(exc, HTTPException):
+        return exc.status_code
+    return 500
+
+
 def handle_recorder_error(request: AnyRequest, exc: RecorderError) -> Response[dict[str, object]]:
-    for kind, status in _STATUS:
-        if isinstance(exc, kind):
-            if status >= 500:
-                log.warning("%s %s -> %s: %s", request.method, request.url.path, status, exc)
-            return error_response(status, _detail(exc), _headers(exc))
-    return handle_unexpected(request, exc)
+    if not any(isinstance(exc, kind) for kind, _ in _STATUS):
+        return handle_unexpected(request, exc)
+    status = status_for(exc)
+    if status >= 500:
+        log.warning("%s %s -> %s: %s", request.method, request.url.path, status, exc)
+    return error_response(status, _detail(exc), _headers(exc))
 
 
 def handle_unexpected(request: AnyRequest, exc: Exception) -> Response[dict[str, object]]:

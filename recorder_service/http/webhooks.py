@@ -6,11 +6,14 @@ from litestar import Controller, post
 
 from recorder_service.domain.ingest import WebhookReceipt, receive_webhook
 from recorder_service.http.guards import AnyRequest, resources_of
+from recorder_service.http.lean_tracing import LeanServerTracing
 
 
 class DailyWebhookController(Controller):
     path = "/v1/daily/webhook"
     tags = ["daily"]
+    # Traced by hand: the app's generic ASGI instrumentation skips this path (see lean_tracing).
+    middleware = [LeanServerTracing]
 
     @post("/", status_code=200, summary="Daily.co webhook receiver (signed with the Daily HMAC scheme)")
     async def receive(self, request: AnyRequest) -> WebhookReceipt:

@@ -21,6 +21,7 @@ SCOPE = "recorder_service"
 
 # Seconds; Daily calls take tens to hundreds of milliseconds, timeouts are ~10 s.
 _LATENCY_BUCKETS_S = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+_WEBHOOK_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 # Event types come from signed bodies only; still, keep label values short and tame.
 _EVENT_TYPE = re.compile(r"[a-z0-9._-]{1,48}")
 
@@ -72,6 +73,12 @@ class Instruments:
             description="Latency of HTTP requests to Daily's API",
             explicit_bucket_boundaries_advisory=list(_LATENCY_BUCKETS_S),
         )
+        self._webhook_duration = meter.create_histogram(
+            "recorder.webhook.request.duration",
+            unit="s",
+            description="Time to answer Daily's webhook requests, by status code",
+            explicit_bucket_boundaries_advisory=list(_WEBHOOK_BUCKETS_S),
+        )
         self._callbacks = meter.create_counter(
             "recorder.callback.attempts",
             description="Callback delivery attempts to Reflector by outcome (delivered, retried, dead)",
@@ -93,6 +100,9 @@ class Instruments:
 
     def count_webhook(self, event_type: str | None, outcome: str) -> None:
         self._webhooks.add(1, {"event_type": event_type_label(event_type), "outcome": outcome})
+
+    def record_webhook_request(self, status_code: int, duration_s: float) -> None:
+        self._webhook_duration.record(duration_s, {"http_status_code": status_code})
 
     def record_daily_request(self, operation: str, status: str, duration_s: float) -> None:
         attributes = {"operation": operation, "status": status}

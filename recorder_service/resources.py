@@ -12,6 +12,8 @@ from datetime import datetime
 
 import httpx
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from recorder_service.adapters.coordination import LocalCoordinator, RedisCoordinator
@@ -113,6 +115,9 @@ async def open_resources(
             socket_timeout=2.0,
             socket_connect_timeout=2.0,
             health_check_interval=15,
+            # Two quick retries replace a pooled connection that a Redis restart broke. redis-py's
+            # default backs off for seconds: a start during an outage would hang, not answer 503.
+            retry=Retry(ExponentialBackoff(cap=0.2, base=0.05), retries=2),
         )
         coordinator = RedisCoordinator(redis_client, settings.redis_prefix)
     else:

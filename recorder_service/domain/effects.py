@@ -113,14 +113,8 @@ async def apply_started(uow: UnitOfWork, p: RecordingStartedPayload, now: dateti
 async def _sessions_for_ready(uow: UnitOfWork, meeting: Meeting, ready: RecordingReady) -> list[Recording]:
     """Unfinished sessions of this meeting and type that Daily has not named yet, the one
     started closest to the recording's start first."""
-    candidates = [
-        r
-        for r in await uow.recordings.list_for_meeting(meeting.id)
-        # Not "starting": a claim whose start Daily has not even accepted cannot be finished.
-        if r.type == ready.recording_type
-        and r.status in ("recording", "finishing")
-        and r.daily_recording_id is None
-    ]
+    # Not "starting": a claim whose start Daily has not even accepted cannot be finished.
+    candidates = await uow.recordings.unnamed_sessions(meeting.id, ready.recording_type)
     return sorted(
         candidates, key=lambda r: abs((r.started_at or _ts(ready.start_ts)).timestamp() - ready.start_ts)
     )

@@ -61,10 +61,9 @@ class InboxRepository:
 
     async def add_if_absent(self, row: InboxRecord) -> bool:
         """True when stored; False when an event with that id was already there (a redelivery)."""
-        stmt = insert_if_absent(self._s.get_bind().dialect.name)
+        stmt = insert_if_absent(self._s.get_bind().dialect.name).values(inbox_values([row])[0])
         # RETURNING, not rowcount: drivers disagree on rowcount for ON CONFLICT DO NOTHING.
-        result = await self._s.execute(stmt, inbox_values([row]))
-        return result.first() is not None
+        return (await self._s.exec(stmt)).first() is not None
 
     async def lock(self, event_id: str) -> InboxEventRow | None:
         return await self._s.get(InboxEventRow, event_id, with_for_update=True)

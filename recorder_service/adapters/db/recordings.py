@@ -93,6 +93,16 @@ class RecordingRepository:
         )
         return [to_recording(r) for r in (await self._s.exec(stmt)).all()]
 
+    async def unnamed_sessions(self, meeting_id: str, rec_type: str) -> Sequence[Recording]:
+        """Running sessions of a meeting and type that Daily has not named yet (no Daily id)."""
+        stmt = select(RecordingRow).where(
+            RecordingRow.meeting_id == meeting_id,
+            RecordingRow.type == rec_type,
+            col(RecordingRow.status).in_(("recording", "finishing")),
+            col(RecordingRow.daily_recording_id).is_(None),
+        )
+        return [to_recording(r) for r in (await self._s.exec(stmt)).all()]
+
     async def insert(self, row: RecordingRow) -> Recording:
         """Inserts in a savepoint so a unique violation leaves the transaction usable."""
         try:

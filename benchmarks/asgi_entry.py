@@ -11,4 +11,4 @@ from recorder_service.commands import configure
 
 
 def create() -> Litestar:
-    return create_app(configure(dict(os.environ)), run_background=False)
+    return create_app(configure(dict(os.environ)), run_background=False, freeze_heap=True)

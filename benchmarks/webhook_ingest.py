@@ -125,6 +125,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     with bench_database() as (db_url, dsn):
         env = service_env(db_url, RECORDER_REDIS_PREFIX=redis_prefix())
         proc = spawn_service(env, server=args.server)
+        # granian runs under `uv run`: its pid is uv's, so its CPU time is not measured.
+        service_pid = proc.pid if args.server == "uvicorn" else None
         async with running([proc]):
             rooms = await register_meetings(proc.url, MEETINGS)
             print(f"server: {args.server}; {duration_s:.0f} s per step; machine cores: {_cores()}")
@@ -137,7 +139,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                         healthz,
                         concurrency=c,
                         duration_s=duration_s,
-                        service_pid=proc.pid,
+                        service_pid=service_pid,
                     )
                 print(ceilings[c].row())
                 results["runs"].append(ceilings[c].as_dict())
@@ -152,7 +154,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                             concurrency=c,
                             duration_s=duration_s,
                             ok=lambda status: status == 200,
-                            service_pid=proc.pid,
+                            service_pid=service_pid,
                         )
                     print(res.row())
                     results["runs"].append(res.as_dict())

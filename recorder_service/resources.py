@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from recorder_service.adapters.coordination import LocalCoordinator, RedisCoordinator
 from recorder_service.adapters.daily import DailyClient
-from recorder_service.adapters.db.engine import create_engine, session_factory
+from recorder_service.adapters.db.engine import create_engine, session_factory, warm_pool
 from recorder_service.adapters.db.inbox_writer import InboxWriter
 from recorder_service.adapters.db.types import utcnow
 from recorder_service.adapters.db.unit_of_work import Database
@@ -158,6 +158,7 @@ async def open_resources(
                 verifier=verifier,
                 telemetry=telemetry,
             )
+            await warm_pool(engine)
             res.apply_queue.start(lambda event_id: apply_safely(res.ingest_deps(), event_id))
             try:
                 yield res

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from typing import Any
 
 from sqlalchemy import event
@@ -23,7 +25,31 @@ def create_engine(url: str) -> AsyncEngine:
             cur.close()
 
         return engine
-    return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True, pool_timeout=10)
+    return create_async_engine(url, pool_size=POOL_SIZE, max_overflow=10, pool_pre_ping=True, pool_timeout=10)
+
+
+POOL_SIZE = 10
+
+
+async def warm_pool(engine: AsyncEngine) -> None:
+    """Opens the pool's connections at start-up, so the first burst of requests (a herd of
+    joiners) does not wait for PostgreSQL to fork a backend per connection. Best effort: a
+    database that is down now is reported by /readyz, not here."""
+    if not is_postgres(engine):
+        return
+
+    async def open_and_return() -> None:
+        async with engine.connect():
+            pass
+
+    with contextlib.suppress(Exception):  # includes TimeoutError: an unreachable host
+        await asyncio.wait_for(
+            asyncio.gather(*(open_and_return() for _ in range(POOL_SIZE)), return_exceptions=True),
+            timeout=WARM_TIMEOUT_S,
+        )
+
+
+WARM_TIMEOUT_S = 5.0
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -10,6 +10,10 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+# Connections kept open per process; warm_pool opens them all at start-up, within WARM_TIMEOUT_S.
+POOL_SIZE = 10
+WARM_TIMEOUT_S = 5.0
+
 
 def create_engine(url: str) -> AsyncEngine:
     if url.startswith("sqlite"):
@@ -28,9 +32,6 @@ def create_engine(url: str) -> AsyncEngine:
     return create_async_engine(url, pool_size=POOL_SIZE, max_overflow=10, pool_pre_ping=True, pool_timeout=10)
 
 
-POOL_SIZE = 10
-
-
 async def warm_pool(engine: AsyncEngine) -> None:
     """Opens the pool's connections at start-up, so the first burst of requests (a herd of
     joiners) does not wait for PostgreSQL to fork a backend per connection. Best effort: a
@@ -47,9 +48,6 @@ async def warm_pool(engine: AsyncEngine) -> None:
             asyncio.gather(*(open_and_return() for _ in range(POOL_SIZE)), return_exceptions=True),
             timeout=WARM_TIMEOUT_S,
         )
-
-
-WARM_TIMEOUT_S = 5.0
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -170,17 +170,17 @@ async def _finish_session(
     for session in await _sessions_for_ready(uow, meeting, ready):
         if await uow.recordings.name_session(session.id, **fields):
             return session.id
-    # Started outside this service (e.g. the browser's cloud start): recognised anyway.
+    # Started outside this service (e.g. the browser's cloud start): recognised anyway. No
+    # savepoint: a ready row cannot collide with a running session, and a concurrent apply of
+    # the same Daily recording (unique id) fails this transaction, so the sweep retries it.
     row = RecordingRow(
         id=new_recording_id(),
         meeting_id=meeting.id,
         type=ready.recording_type,
-        status="ready",
         started_at=_ts(ready.start_ts),
+        **fields,  # type: ignore[arg-type]
     )
-    recording_id = (await uow.recordings.insert(row)).id
-    await uow.recordings.set_fields(recording_id, **fields)
-    return recording_id
+    return (await uow.recordings.insert(row, savepoint=False)).id
 
 
 async def _enqueue_ready_callback(

@@ -233,7 +233,7 @@ async def apply_event(deps: IngestDeps, event_id: str) -> str:
         ) as span:
             effect = await _effect_of(uow, deps, row.body, row.source)
             await uow.inbox.finish(
-                row,
+                row.id,
                 effect.state,
                 meeting_id=effect.meeting_id,
                 recording_id=effect.recording_id,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import func, or_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -13,6 +14,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from recorder_service.adapters.db.tables import CallbackAttemptRow, CallbackRow
 
+_CALLBACKS: Any = CallbackRow.__table__  # type: ignore[attr-defined]
+
 
 class CallbackRepository:
     def __init__(self, session: AsyncSession) -> None:
@@ -21,8 +24,8 @@ class CallbackRepository:
     async def enqueue(self, row: CallbackRow) -> bool:
         """One callback per (recording, event type): a second enqueue is a no-op (False)."""
         insert = pg_insert if self._s.get_bind().dialect.name == "postgresql" else sqlite_insert
-        values = {c.name: getattr(row, c.name) for c in CallbackRow.__table__.columns}  # type: ignore[attr-defined]
-        stmt = insert(CallbackRow).values(**values).on_conflict_do_nothing().returning(col(CallbackRow.id))
+        values = {c.name: getattr(row, c.name) for c in _CALLBACKS.columns}
+        stmt = insert(_CALLBACKS).values(values).on_conflict_do_nothing().returning(_CALLBACKS.c.id)
         # RETURNING, not rowcount: drivers disagree on rowcount for ON CONFLICT DO NOTHING.
         return (await self._s.exec(stmt)).first() is not None
 

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 import msgspec
-from sqlalchemy import or_
+from sqlalchemy import or_, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col, select
@@ -42,6 +42,20 @@ class InboxRecord(msgspec.Struct, kw_only=True):
 _RECORD_FIELDS = InboxRecord.__struct_fields__
 
 
+class LockedEvent(msgspec.Struct, frozen=True):
+    """A stored event, read to be applied."""
+
+    id: str
+    event_type: str | None
+    state: str
+    body: bytes
+    source: str
+    traceparent: str | None
+
+
+_LOCKED_FIELDS = LockedEvent.__struct_fields__
+
+
 def inbox_values(records: Sequence[InboxRecord]) -> list[dict[str, Any]]:
     return [{name: getattr(r, name) for name in _RECORD_FIELDS} | {"attempts": 0} for r in records]
 
@@ -55,6 +69,39 @@ def insert_if_absent(dialect: str) -> Any:
     return insert(_TABLE).on_conflict_do_nothing(index_elements=["id"]).returning(_TABLE.c.id)
 
 
+# PostgreSQL: a batch of any size as one statement of fixed text (one array per column), so
+# psycopg parses it once and the server prepares it once; a multi-row VALUES list has a
+# different text for every batch size and was parsed again each time (most of a batch's CPU).
+_ARRAY_TYPES = {
+    "id": "varchar[]",
+    "event_type": "varchar[]",
+    "state": "varchar[]",
+    "body": "bytea[]",
+    "source": "varchar[]",
+    "room_name": "varchar[]",
+    "detail": "text[]",
+    "traceparent": "varchar[]",
+    "received_at": "timestamptz[]",
+}
+assert set(_ARRAY_TYPES) == set(_RECORD_FIELDS)
+_COLUMNS = ", ".join(_RECORD_FIELDS)
+_ARRAYS = ", ".join(f"CAST(:{name} AS {_ARRAY_TYPES[name]})" for name in _RECORD_FIELDS)
+# Only the constant names and types above are interpolated; every value is a bound parameter.
+_PG_BATCH_INSERT = text(
+    f"INSERT INTO inbox_events ({_COLUMNS}, attempts) SELECT *, 0 FROM unnest({_ARRAYS}) "  # noqa: S608
+    "ON CONFLICT (id) DO NOTHING RETURNING id"
+)
+
+
+def batch_insert_if_absent(dialect: str, records: Sequence[InboxRecord]) -> tuple[Any, Any]:
+    """(statement, parameters) storing `records` (distinct ids) in one statement, answering
+    the ids that were new."""
+    if dialect == "postgresql":
+        return _PG_BATCH_INSERT, {name: [getattr(r, name) for r in records] for name in _RECORD_FIELDS}
+    # SQLite: SQLAlchemy sends the list as one multi-row INSERT ("insertmanyvalues").
+    return insert_if_absent(dialect), inbox_values(records)
+
+
 class InboxRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._s = session
@@ -65,29 +112,36 @@ class InboxRepository:
         # RETURNING, not rowcount: drivers disagree on rowcount for ON CONFLICT DO NOTHING.
         return (await self._s.exec(stmt)).first() is not None
 
-    async def lock(self, event_id: str) -> InboxEventRow | None:
-        return await self._s.get(InboxEventRow, event_id, with_for_update=True)
+    async def lock(self, event_id: str) -> LockedEvent | None:
+        """The event, locked until the transaction ends (FOR UPDATE; SQLite locks the database)."""
+        stmt = select(*(_TABLE.c[name] for name in _LOCKED_FIELDS)).where(_TABLE.c.id == event_id)
+        row = (await self._s.exec(stmt.with_for_update())).first()
+        return LockedEvent(*row) if row is not None else None
 
     async def get(self, event_id: str) -> InboxEventRow | None:
         return await self._s.get(InboxEventRow, event_id)
 
     async def finish(
         self,
-        row: InboxEventRow,
+        event_id: str,
         state: str,
         *,
         meeting_id: str | None = None,
         recording_id: str | None = None,
         detail: str | None = None,
     ) -> None:
-        row.state = state
-        row.meeting_id = meeting_id or row.meeting_id
-        row.recording_id = recording_id or row.recording_id
-        row.detail = detail
-        row.attempts += 1
-        row.processed_at = utcnow()
-        self._s.add(row)
-        await self._s.flush()
+        """Records the outcome of one apply; a meeting or recording found earlier is kept."""
+        values: dict[str, Any] = {
+            "state": state,
+            "detail": detail,
+            "attempts": _TABLE.c.attempts + 1,
+            "processed_at": utcnow(),
+        }
+        if meeting_id is not None:
+            values["meeting_id"] = meeting_id
+        if recording_id is not None:
+            values["recording_id"] = recording_id
+        await self._s.exec(update(_TABLE).where(_TABLE.c.id == event_id).values(values))
 
     async def applicable_ids(
         self,

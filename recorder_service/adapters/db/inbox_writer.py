@@ -19,7 +19,7 @@ import logging
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from recorder_service.adapters.db.inbox import InboxRecord, inbox_values, insert_if_absent
+from recorder_service.adapters.db.inbox import InboxRecord, batch_insert_if_absent
 from recorder_service.adapters.db.unit_of_work import storage_errors
 from recorder_service.errors import StorageUnavailable
 
@@ -95,13 +95,13 @@ class InboxWriter:
 
     async def _insert(self, records: list[InboxRecord]) -> set[str]:
         distinct = list({r.id: r for r in reversed(records)}.values())
-        values = inbox_values(distinct)
         self.batches += 1
         for attempt in (1, 2):
             try:
                 with storage_errors():
                     conn = await self._connection()
-                    result = await conn.execute(insert_if_absent(conn.dialect.name), values)
+                    statement, parameters = batch_insert_if_absent(conn.dialect.name, distinct)
+                    result = await conn.execute(statement, parameters)
                     return {row[0] for row in result.all()}
             except StorageUnavailable:
                 await self._discard_connection()

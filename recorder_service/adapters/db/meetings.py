@@ -4,16 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlmodel import col, select
+from sqlalchemy import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from recorder_service.adapters.db.tables import MeetingRow
 from recorder_service.adapters.db.types import utcnow
 from recorder_service.domain.models import Meeting
 
+_T: Any = MeetingRow.__table__  # type: ignore[attr-defined]
 
-def to_meeting(row: MeetingRow) -> Meeting:
+
+def to_meeting(row: Any) -> Meeting:
+    """From a MeetingRow or a Core row of the meetings table (same attribute names)."""
     return Meeting(
         id=row.id,
         room_name=row.room_name,
@@ -28,8 +32,9 @@ class MeetingRepository:
         self._s = session
 
     async def get(self, meeting_id: str) -> Meeting | None:
-        row = await self._s.get(MeetingRow, meeting_id)
-        return to_meeting(row) if row else None
+        stmt: Any = select(_T).where(_T.c.id == meeting_id)
+        row = (await self._s.exec(stmt)).first()
+        return to_meeting(row) if row is not None else None
 
     async def upsert(self, meeting: Meeting) -> bool:
         """Returns True when the meeting was created."""
@@ -57,9 +62,6 @@ class MeetingRepository:
 
     async def by_room_around(self, room_name: str, at: datetime, tolerance: timedelta) -> Sequence[Meeting]:
         """Meetings of a room whose [start - tol, end + tol] window contains `at`."""
-        stmt = select(MeetingRow).where(
-            MeetingRow.room_name == room_name,
-            col(MeetingRow.start_date) <= at + tolerance,
-        )
+        stmt: Any = select(_T).where(_T.c.room_name == room_name, _T.c.start_date <= at + tolerance)
         rows = (await self._s.exec(stmt)).all()
         return [to_meeting(r) for r in rows if r.end_date is None or r.end_date + tolerance >= at]

@@ -6,9 +6,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import delete, func, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from recorder_service.adapters.db.tables import ACTIVE_STATUSES, RecordingRow
@@ -16,12 +15,16 @@ from recorder_service.adapters.db.types import utcnow
 from recorder_service.domain.models import Availability, Recording, RecordingType, Track
 from recorder_service.errors import RecorderError
 
+_T: Any = RecordingRow.__table__  # type: ignore[attr-defined]
+_C: Any = _T.c
+
 
 class RecordingAlreadyActive(RecorderError):
     """The unique (meeting, type) active index refused a second running session."""
 
 
-def to_recording(row: RecordingRow) -> Recording:
+def to_recording(row: Any) -> Recording:
+    """From a RecordingRow or a Core row of the recordings table (same attribute names)."""
     tracks = None
     if row.tracks is not None:
         tracks = tuple(
@@ -58,79 +61,73 @@ def tracks_to_json(tracks: Sequence[Track] | None) -> list[dict[str, object]] | 
 
 
 class RecordingRepository:
+    """Core statements over the recordings table, answered as `Recording` structs: the webhook
+    apply runs several of these per event, and loading ORM entities cost most of its CPU."""
+
     def __init__(self, session: AsyncSession) -> None:
         self._s = session
 
+    async def _one(self, stmt: Any) -> Recording | None:
+        row = (await self._s.exec(stmt)).first()
+        return to_recording(row) if row is not None else None
+
+    async def _all(self, stmt: Any) -> list[Recording]:
+        return [to_recording(r) for r in (await self._s.exec(stmt)).all()]
+
     async def get(self, recording_id: str) -> Recording | None:
-        row = await self._s.get(RecordingRow, recording_id)
-        return to_recording(row) if row else None
+        return await self._one(select(_T).where(_C.id == recording_id))
 
     async def get_by_daily_id(self, daily_recording_id: str) -> Recording | None:
-        stmt = select(RecordingRow).where(RecordingRow.daily_recording_id == daily_recording_id)
-        row = (await self._s.exec(stmt)).first()
-        return to_recording(row) if row else None
+        return await self._one(select(_T).where(_C.daily_recording_id == daily_recording_id))
 
     async def find_active(self, meeting_id: str, type: RecordingType) -> Recording | None:
-        stmt = select(RecordingRow).where(
-            RecordingRow.meeting_id == meeting_id,
-            RecordingRow.type == type,
-            col(RecordingRow.status).in_(ACTIVE_STATUSES),
+        return await self._one(
+            select(_T).where(_C.meeting_id == meeting_id, _C.type == type, _C.status.in_(ACTIVE_STATUSES))
         )
-        row = (await self._s.exec(stmt)).first()
-        return to_recording(row) if row else None
 
     async def find_by_instance(self, instance_id: str) -> Sequence[Recording]:
         """Every recording of this instanceId, newest first."""
-        stmt = select(RecordingRow).where(RecordingRow.instance_id == instance_id)
-        rows = (await self._s.exec(stmt.order_by(col(RecordingRow.created_at).desc()))).all()
-        return [to_recording(r) for r in rows]
+        return await self._all(select(_T).where(_C.instance_id == instance_id).order_by(_C.created_at.desc()))
 
     async def list_for_meeting(self, meeting_id: str) -> Sequence[Recording]:
-        stmt = (
-            select(RecordingRow)
-            .where(RecordingRow.meeting_id == meeting_id)
-            .order_by(col(RecordingRow.created_at), col(RecordingRow.id))
-        )
-        return [to_recording(r) for r in (await self._s.exec(stmt)).all()]
+        return await self._all(select(_T).where(_C.meeting_id == meeting_id).order_by(_C.created_at, _C.id))
 
     async def unnamed_sessions(self, meeting_id: str, rec_type: str) -> Sequence[Recording]:
         """Running sessions of a meeting and type that Daily has not named yet (no Daily id)."""
-        stmt = select(RecordingRow).where(
-            RecordingRow.meeting_id == meeting_id,
-            RecordingRow.type == rec_type,
-            col(RecordingRow.status).in_(("recording", "finishing")),
-            col(RecordingRow.daily_recording_id).is_(None),
+        return await self._all(
+            select(_T).where(
+                _C.meeting_id == meeting_id,
+                _C.type == rec_type,
+                _C.status.in_(("recording", "finishing")),
+                _C.daily_recording_id.is_(None),
+            )
         )
-        return [to_recording(r) for r in (await self._s.exec(stmt)).all()]
 
-    async def insert(self, row: RecordingRow) -> Recording:
-        """Inserts in a savepoint so a unique violation leaves the transaction usable."""
+    async def insert(self, row: RecordingRow, *, savepoint: bool = True) -> Recording:
+        """Inserts `row`. In a savepoint by default, so a unique violation (a second running
+        session) leaves the transaction usable; without one, a violation fails the transaction."""
+        stmt = insert(_T).values({c.name: getattr(row, c.name) for c in _T.columns})
+        if not savepoint:
+            await self._s.exec(stmt)
+            return to_recording(row)
         try:
             async with self._s.begin_nested():
-                self._s.add(row)
-                await self._s.flush()
+                await self._s.exec(stmt)
         except IntegrityError as exc:
             raise RecordingAlreadyActive(f"{row.meeting_id}/{row.type}") from exc
         return to_recording(row)
 
     async def set_fields(self, recording_id: str, **fields: Any) -> None:
-        row = await self._s.get(RecordingRow, recording_id)
-        if row is None:
-            return
-        for name, value in fields.items():
-            setattr(row, name, value)
-        row.updated_at = utcnow()
-        self._s.add(row)
-        await self._s.flush()
+        await self._s.exec(update(_T).where(_C.id == recording_id).values(**fields, updated_at=utcnow()))
 
     async def name_session(self, recording_id: str, **fields: Any) -> bool:
         """Sets `fields` on a session Daily has not named yet (no Daily recording id). False when
         another event named it first: two concurrent applies must never both take one session."""
         result = await self._s.exec(
-            update(RecordingRow)
-            .where(col(RecordingRow.id) == recording_id, col(RecordingRow.daily_recording_id).is_(None))
+            update(_T)
+            .where(_C.id == recording_id, _C.daily_recording_id.is_(None))
             .values(**fields, updated_at=utcnow())
-            .returning(col(RecordingRow.id))
+            .returning(_C.id)
         )
         return result.first() is not None
 
@@ -138,65 +135,49 @@ class RecordingRepository:
         """Daily accepted the start: the claim becomes a running recording, unless something
         (a webhook) has already moved it past "starting"."""
         await self._s.exec(
-            update(RecordingRow)
-            .where(col(RecordingRow.id) == recording_id, col(RecordingRow.status) == "starting")
+            update(_T)
+            .where(_C.id == recording_id, _C.status == "starting")
             .values(status="recording", started_at=started_at, updated_at=utcnow())
         )
 
     async def delete_claim(self, recording_id: str) -> None:
-        await self._s.exec(
-            delete(RecordingRow).where(
-                col(RecordingRow.id) == recording_id, col(RecordingRow.status) == "starting"
-            )
-        )
+        await self._s.exec(delete(_T).where(_C.id == recording_id, _C.status == "starting"))
 
     async def latest_ready_cloud(self, meeting_id: str, selector: str | None = None) -> Recording | None:
-        stmt = select(RecordingRow).where(
-            RecordingRow.meeting_id == meeting_id,
-            RecordingRow.type == "cloud",
-            RecordingRow.status == "ready",
-            col(RecordingRow.s3_key).is_not(None),
+        stmt = select(_T).where(
+            _C.meeting_id == meeting_id, _C.type == "cloud", _C.status == "ready", _C.s3_key.is_not(None)
         )
         if selector is not None:
-            stmt = stmt.where(
-                (col(RecordingRow.id) == selector) | (col(RecordingRow.daily_recording_id) == selector)
-            )
-        stmt = stmt.order_by(col(RecordingRow.start_ts).desc(), col(RecordingRow.ready_at).desc()).limit(1)
-        row = (await self._s.exec(stmt)).first()
-        return to_recording(row) if row else None
+            stmt = stmt.where((_C.id == selector) | (_C.daily_recording_id == selector))
+        return await self._one(stmt.order_by(_C.start_ts.desc(), _C.ready_at.desc()).limit(1))
 
     async def availability(self, meeting_ids: Sequence[str]) -> dict[str, Availability]:
         """One query for all ids: the latest ready cloud recording per meeting."""
         ranked = (
             select(
-                col(RecordingRow.meeting_id),
-                col(RecordingRow.duration),
+                _C.meeting_id,
+                _C.duration,
                 func.row_number()
-                .over(
-                    partition_by=col(RecordingRow.meeting_id),
-                    order_by=(col(RecordingRow.start_ts).desc(), col(RecordingRow.ready_at).desc()),
-                )
+                .over(partition_by=_C.meeting_id, order_by=(_C.start_ts.desc(), _C.ready_at.desc()))
                 .label("rank"),
             )
             .where(
-                col(RecordingRow.meeting_id).in_(list(meeting_ids)),
-                RecordingRow.type == "cloud",
-                RecordingRow.status == "ready",
-                col(RecordingRow.s3_key).is_not(None),
+                _C.meeting_id.in_(list(meeting_ids)),
+                _C.type == "cloud",
+                _C.status == "ready",
+                _C.s3_key.is_not(None),
             )
             .subquery()
         )
-        rows = (
-            await self._s.exec(select(ranked.c.meeting_id, ranked.c.duration).where(ranked.c.rank == 1))
-        ).all()
+        latest: Any = select(ranked.c.meeting_id, ranked.c.duration).where(ranked.c.rank == 1)
+        rows = (await self._s.exec(latest)).all()
         found = {mid: Availability(True, duration) for mid, duration in rows}
         return {mid: found.get(mid, Availability(False, None)) for mid in meeting_ids}
 
     async def unfinished_started_before(self, before: datetime) -> Sequence[Recording]:
-        stmt = select(RecordingRow).where(
-            col(RecordingRow.status).in_(("recording", "finishing")), col(RecordingRow.started_at) < before
+        return await self._all(
+            select(_T).where(_C.status.in_(("recording", "finishing")), _C.started_at < before)
         )
-        return [to_recording(r) for r in (await self._s.exec(stmt)).all()]
 
     async def delete_stale_claims(self, older_than: datetime) -> int:
         stale = await self.stale_starting(older_than)
@@ -205,7 +186,4 @@ class RecordingRepository:
         return len(stale)
 
     async def stale_starting(self, older_than: datetime) -> Sequence[Recording]:
-        stmt = select(RecordingRow).where(
-            RecordingRow.status == "starting", col(RecordingRow.created_at) < older_than
-        )
-        return [to_recording(r) for r in (await self._s.exec(stmt)).all()]
+        return await self._all(select(_T).where(_C.status == "starting", _C.created_at < older_than))

@@ -18,10 +18,10 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 import aiohttp
 import httpx
@@ -29,6 +29,8 @@ import psycopg
 from psycopg import sql
 
 from recorder_service.adapters.db.migrate import upgrade
+
+T = TypeVar("T")
 
 REPO = Path(__file__).resolve().parent.parent
 PG_ADMIN_DSN = os.environ.get(
@@ -262,6 +264,8 @@ class LoadResult:
     latencies_s: list[float]
     # CPU seconds the service process used during the run (when its pid was given).
     service_cpu_s: float | None = None
+    # CPU seconds the load generator (this process) used meanwhile: it shares the machine.
+    generator_cpu_s: float | None = None
 
     @property
     def rps(self) -> float:
@@ -286,6 +290,11 @@ class LoadResult:
             f"{self.rps:8.0f} req/s  p50 {self.pct_ms(0.5):7.2f} ms  p99 {self.pct_ms(0.99):7.2f} ms  "
             f"max {max(self.latencies_s, default=0) * 1000:7.2f} ms"
             + ("" if cpu is None else f"  service CPU {cpu:5.2f} ms/req")
+            + (
+                ""
+                if self.generator_cpu_s is None or not self.count
+                else f"  generator CPU {self.generator_cpu_s / self.count * 1000:5.2f} ms/req"
+            )
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -333,11 +342,23 @@ async def closed_loop(
     await _drive(session, request, concurrency, warmup_s, max_requests, ok, [])
     latencies: list[float] = []
     cpu_before = cpu_seconds(service_pid) if service_pid else None
+    generator_before = time.process_time()
     started = time.perf_counter()
     errors = await _drive(session, request, concurrency, duration_s, max_requests, ok, latencies)
     elapsed = time.perf_counter() - started
+    generator = time.process_time() - generator_before
     cpu = cpu_seconds(service_pid) - cpu_before if service_pid and cpu_before is not None else None
-    return LoadResult(label, concurrency, len(latencies), errors, elapsed, latencies, cpu)
+    return LoadResult(label, concurrency, len(latencies), errors, elapsed, latencies, cpu, generator)
+
+
+def run(main: Coroutine[Any, Any, T]) -> T:
+    """Runs a benchmark's main coroutine, on uvloop when `RECORDER_BENCH_LOOP` is not "asyncio": the
+    load generator shares the 2 cores with the service, so its own CPU per request is kept small."""
+    if os.environ.get("RECORDER_BENCH_LOOP", "uvloop") == "uvloop":
+        import uvloop
+
+        return uvloop.run(main)
+    return asyncio.run(main)
 
 
 def cpu_seconds(pid: int) -> float:

@@ -25,6 +25,7 @@ from harness import (
     spawn_simulator,
     summary,
 )
+from harness import run as harness_run
 
 REPLICAS = 3
 
@@ -94,7 +95,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="one round")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--calls", type=int, default=200)
-    asyncio.run(run(parser.parse_args()))
+    harness_run(run(parser.parse_args()))
 
 
 if __name__ == "__main__":

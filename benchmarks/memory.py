@@ -20,6 +20,7 @@ from harness import (
     service_env,
     spawn_service,
 )
+from harness import run as harness_run
 from webhook_ingest import register_meetings, webhook_request
 
 CONCURRENCY = 16
@@ -62,7 +63,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--quick", action="store_true")
-    asyncio.run(run(parser.parse_args()))
+    harness_run(run(parser.parse_args()))
 
 
 if __name__ == "__main__":

@@ -8,7 +8,6 @@ second and latency, with a moto S3 server; and, separately, what presigning alon
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import os
 import time
@@ -31,6 +30,7 @@ from harness import (
     signed_headers,
     spawn_service,
 )
+from harness import run as harness_run
 from moto.server import ThreadedMotoServer
 
 from recorder_service.adapters.storage import RecordingStorage
@@ -115,7 +115,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--quick", action="store_true", help="2 s per step")
-    asyncio.run(run(parser.parse_args()))
+    harness_run(run(parser.parse_args()))
 
 
 if __name__ == "__main__":

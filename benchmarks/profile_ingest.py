@@ -26,6 +26,7 @@ from harness import (
     spawn_process,
     wait_ready,
 )
+from harness import run as harness_run
 from webhook_ingest import register_meetings, webhook_request
 
 
@@ -68,7 +69,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--tree", action="store_true", help="call tree instead of a flat list")
-    out = asyncio.run(run(parser.parse_args()))
+    out = harness_run(run(parser.parse_args()))
     print(out.read_text()[:6000])
 
 

@@ -17,9 +17,16 @@ from __future__ import annotations
 import asyncio
 import logging
 
+import psycopg
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from recorder_service.adapters.db.inbox import InboxRecord, batch_insert_if_absent
+from recorder_service.adapters.db.inbox import (
+    InboxRecord,
+    inbox_values,
+    insert_if_absent,
+    pg_batch_insert,
+    pg_batch_parameters,
+)
 from recorder_service.adapters.db.unit_of_work import storage_errors
 from recorder_service.errors import StorageUnavailable
 
@@ -100,8 +107,10 @@ class InboxWriter:
             try:
                 with storage_errors():
                     conn = await self._connection()
-                    statement, parameters = batch_insert_if_absent(conn.dialect.name, distinct)
-                    result = await conn.execute(statement, parameters)
+                    if conn.dialect.name == "postgresql":
+                        return await _insert_postgres(conn, distinct)
+                    # SQLite: SQLAlchemy sends the list as one multi-row INSERT.
+                    result = await conn.execute(insert_if_absent(conn.dialect.name), inbox_values(distinct))
                     return {row[0] for row in result.all()}
             except StorageUnavailable:
                 await self._discard_connection()
@@ -135,6 +144,21 @@ class InboxWriter:
                 await conn.close()
             except Exception as exc:  # already broken: nothing to give back
                 log.debug("closing a broken inbox writer connection failed: %s", exc)
+
+
+async def _insert_postgres(conn: AsyncConnection, records: list[InboxRecord]) -> set[str]:
+    """The batch as one INSERT on the driver's own connection: no SQLAlchemy statement layer
+    on the path that is a fifth of a webhook's CPU."""
+    driver = (await conn.get_raw_connection()).driver_connection
+    assert isinstance(driver, psycopg.AsyncConnection)
+    try:
+        cursor = await driver.execute(pg_batch_insert(len(records)), pg_batch_parameters(records))
+        return {row[0] for row in await cursor.fetchall()}
+    except psycopg.Error as exc:
+        if driver.closed or driver.broken:
+            await conn.invalidate()
+            raise StorageUnavailable("database unavailable") from exc
+        raise
 
 
 def _settle(batch: list[_Waiter], exc: BaseException) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -17,17 +18,23 @@ from recorder_service.adapters.db.tables import CallbackAttemptRow, CallbackRow
 _CALLBACKS: Any = CallbackRow.__table__  # type: ignore[attr-defined]
 
 
+@functools.cache
+def _enqueue_statement(dialect: str) -> Any:
+    """INSERT … ON CONFLICT DO NOTHING RETURNING id, built once per dialect (values at execution)."""
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    return insert(_CALLBACKS).on_conflict_do_nothing().returning(_CALLBACKS.c.id)
+
+
 class CallbackRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._s = session
 
     async def enqueue(self, row: CallbackRow) -> bool:
         """One callback per (recording, event type): a second enqueue is a no-op (False)."""
-        insert = pg_insert if self._s.get_bind().dialect.name == "postgresql" else sqlite_insert
         values = {c.name: getattr(row, c.name) for c in _CALLBACKS.columns}
-        stmt = insert(_CALLBACKS).values(values).on_conflict_do_nothing().returning(_CALLBACKS.c.id)
+        stmt = _enqueue_statement(self._s.get_bind().dialect.name)
         # RETURNING, not rowcount: drivers disagree on rowcount for ON CONFLICT DO NOTHING.
-        return (await self._s.exec(stmt)).first() is not None
+        return (await self._s.exec(stmt, params=values)).first() is not None
 
     async def claim_due(
         self, *, now: datetime, limit: int, owner: str, lease: timedelta

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 import msgspec
-from sqlalchemy import or_, update
+from sqlalchemy import String, bindparam, func, or_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col, select
@@ -54,6 +54,23 @@ class LockedEvent(msgspec.Struct, frozen=True):
 
 
 _LOCKED_FIELDS = LockedEvent.__struct_fields__
+# Built once: applying an event runs both.
+_LOCK: Any = (
+    select(*(_TABLE.c[name] for name in _LOCKED_FIELDS))
+    .where(_TABLE.c.id == bindparam("event_id"))
+    .with_for_update()
+)
+# SET state, detail and processed_at from the parameters; a meeting or recording found
+# earlier is kept when this apply found none.
+_FINISH: Any = (
+    update(_TABLE)
+    .where(_TABLE.c.id == bindparam("where_id"))
+    .values(
+        attempts=_TABLE.c.attempts + 1,
+        meeting_id=func.coalesce(bindparam("found_meeting_id", type_=String), _TABLE.c.meeting_id),
+        recording_id=func.coalesce(bindparam("found_recording_id", type_=String), _TABLE.c.recording_id),
+    )
+)
 
 
 def inbox_values(records: Sequence[InboxRecord]) -> list[dict[str, Any]]:
@@ -104,8 +121,7 @@ class InboxRepository:
 
     async def lock(self, event_id: str) -> LockedEvent | None:
         """The event, locked until the transaction ends (FOR UPDATE; SQLite locks the database)."""
-        stmt = select(*(_TABLE.c[name] for name in _LOCKED_FIELDS)).where(_TABLE.c.id == event_id)
-        row = (await self._s.exec(stmt.with_for_update())).first()
+        row = (await self._s.exec(_LOCK, params={"event_id": event_id})).first()
         return LockedEvent(*row) if row is not None else None
 
     async def get(self, event_id: str) -> InboxEventRow | None:
@@ -121,17 +137,15 @@ class InboxRepository:
         detail: str | None = None,
     ) -> None:
         """Records the outcome of one apply; a meeting or recording found earlier is kept."""
-        values: dict[str, Any] = {
+        params = {
             "state": state,
             "detail": detail,
-            "attempts": _TABLE.c.attempts + 1,
             "processed_at": utcnow(),
+            "found_meeting_id": meeting_id,
+            "found_recording_id": recording_id,
+            "where_id": event_id,
         }
-        if meeting_id is not None:
-            values["meeting_id"] = meeting_id
-        if recording_id is not None:
-            values["recording_id"] = recording_id
-        await self._s.exec(update(_TABLE).where(_TABLE.c.id == event_id).values(values))
+        await self._s.exec(_FINISH, params=params)
 
     async def applicable_ids(
         self,

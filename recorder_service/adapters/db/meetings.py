@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from recorder_service.adapters.db.tables import MeetingRow
@@ -14,6 +14,11 @@ from recorder_service.adapters.db.types import utcnow
 from recorder_service.domain.models import Meeting
 
 _T: Any = MeetingRow.__table__  # type: ignore[attr-defined]
+# Built once (the webhook apply matches every event to a meeting).
+_BY_ID: Any = select(_T).where(_T.c.id == bindparam("meeting_id"))
+_BY_ROOM_STARTED_BY: Any = select(_T).where(
+    _T.c.room_name == bindparam("room_name"), _T.c.start_date <= bindparam("at")
+)
 
 
 def to_meeting(row: Any) -> Meeting:
@@ -32,8 +37,7 @@ class MeetingRepository:
         self._s = session
 
     async def get(self, meeting_id: str) -> Meeting | None:
-        stmt: Any = select(_T).where(_T.c.id == meeting_id)
-        row = (await self._s.exec(stmt)).first()
+        row = (await self._s.exec(_BY_ID, params={"meeting_id": meeting_id})).first()
         return to_meeting(row) if row is not None else None
 
     async def upsert(self, meeting: Meeting) -> bool:
@@ -62,6 +66,6 @@ class MeetingRepository:
 
     async def by_room_around(self, room_name: str, at: datetime, tolerance: timedelta) -> Sequence[Meeting]:
         """Meetings of a room whose [start - tol, end + tol] window contains `at`."""
-        stmt: Any = select(_T).where(_T.c.room_name == room_name, _T.c.start_date <= at + tolerance)
-        rows = (await self._s.exec(stmt)).all()
+        params = {"room_name": room_name, "at": at + tolerance}
+        rows = (await self._s.exec(_BY_ROOM_STARTED_BY, params=params)).all()
         return [to_meeting(r) for r in rows if r.end_date is None or r.end_date + tolerance >= at]

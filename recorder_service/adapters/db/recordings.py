@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -17,6 +17,27 @@ from recorder_service.errors import RecorderError
 
 _T: Any = RecordingRow.__table__  # type: ignore[attr-defined]
 _C: Any = _T.c
+
+# The webhook apply's statements, built once: SQLAlchemy then skips building them and working
+# out their cache key on every execution (a third of the apply's CPU went there).
+_BY_ID = select(_T).where(_C.id == bindparam("recording_id"))
+_BY_DAILY_ID = select(_T).where(_C.daily_recording_id == bindparam("daily_recording_id"))
+_ACTIVE = select(_T).where(
+    _C.meeting_id == bindparam("meeting_id"), _C.type == bindparam("rec_type"), _C.status.in_(ACTIVE_STATUSES)
+)
+_BY_INSTANCE = select(_T).where(_C.instance_id == bindparam("instance_id")).order_by(_C.created_at.desc())
+_UNNAMED = select(_T).where(
+    _C.meeting_id == bindparam("meeting_id"),
+    _C.type == bindparam("rec_type"),
+    _C.status.in_(("recording", "finishing")),
+    _C.daily_recording_id.is_(None),
+)
+_INSERT = insert(_T)
+# SET is whatever columns the parameters name, besides `where_id`.
+_UPDATE = update(_T).where(_C.id == bindparam("where_id"))
+_NAME_SESSION = (
+    update(_T).where(_C.id == bindparam("where_id"), _C.daily_recording_id.is_(None)).returning(_C.id)
+)
 
 
 class RecordingAlreadyActive(RecorderError):
@@ -67,67 +88,55 @@ class RecordingRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._s = session
 
-    async def _one(self, stmt: Any) -> Recording | None:
-        row = (await self._s.exec(stmt)).first()
+    async def _one(self, stmt: Any, **params: Any) -> Recording | None:
+        row = (await self._s.exec(stmt, params=params or None)).first()
         return to_recording(row) if row is not None else None
 
-    async def _all(self, stmt: Any) -> list[Recording]:
-        return [to_recording(r) for r in (await self._s.exec(stmt)).all()]
+    async def _all(self, stmt: Any, **params: Any) -> list[Recording]:
+        return [to_recording(r) for r in (await self._s.exec(stmt, params=params or None)).all()]
 
     async def get(self, recording_id: str) -> Recording | None:
-        return await self._one(select(_T).where(_C.id == recording_id))
+        return await self._one(_BY_ID, recording_id=recording_id)
 
     async def get_by_daily_id(self, daily_recording_id: str) -> Recording | None:
-        return await self._one(select(_T).where(_C.daily_recording_id == daily_recording_id))
+        return await self._one(_BY_DAILY_ID, daily_recording_id=daily_recording_id)
 
     async def find_active(self, meeting_id: str, type: RecordingType) -> Recording | None:
-        return await self._one(
-            select(_T).where(_C.meeting_id == meeting_id, _C.type == type, _C.status.in_(ACTIVE_STATUSES))
-        )
+        return await self._one(_ACTIVE, meeting_id=meeting_id, rec_type=type)
 
     async def find_by_instance(self, instance_id: str) -> Sequence[Recording]:
         """Every recording of this instanceId, newest first."""
-        return await self._all(select(_T).where(_C.instance_id == instance_id).order_by(_C.created_at.desc()))
+        return await self._all(_BY_INSTANCE, instance_id=instance_id)
 
     async def list_for_meeting(self, meeting_id: str) -> Sequence[Recording]:
         return await self._all(select(_T).where(_C.meeting_id == meeting_id).order_by(_C.created_at, _C.id))
 
     async def unnamed_sessions(self, meeting_id: str, rec_type: str) -> Sequence[Recording]:
         """Running sessions of a meeting and type that Daily has not named yet (no Daily id)."""
-        return await self._all(
-            select(_T).where(
-                _C.meeting_id == meeting_id,
-                _C.type == rec_type,
-                _C.status.in_(("recording", "finishing")),
-                _C.daily_recording_id.is_(None),
-            )
-        )
+        return await self._all(_UNNAMED, meeting_id=meeting_id, rec_type=rec_type)
 
     async def insert(self, row: RecordingRow, *, savepoint: bool = True) -> Recording:
         """Inserts `row`. In a savepoint by default, so a unique violation (a second running
         session) leaves the transaction usable; without one, a violation fails the transaction."""
-        stmt = insert(_T).values({c.name: getattr(row, c.name) for c in _T.columns})
+        values = {c.name: getattr(row, c.name) for c in _T.columns}
         if not savepoint:
-            await self._s.exec(stmt)
+            await self._s.exec(_INSERT, params=values)
             return to_recording(row)
         try:
             async with self._s.begin_nested():
-                await self._s.exec(stmt)
+                await self._s.exec(_INSERT, params=values)
         except IntegrityError as exc:
             raise RecordingAlreadyActive(f"{row.meeting_id}/{row.type}") from exc
         return to_recording(row)
 
     async def set_fields(self, recording_id: str, **fields: Any) -> None:
-        await self._s.exec(update(_T).where(_C.id == recording_id).values(**fields, updated_at=utcnow()))
+        await self._s.exec(_UPDATE, params={**fields, "updated_at": utcnow(), "where_id": recording_id})
 
     async def name_session(self, recording_id: str, **fields: Any) -> bool:
         """Sets `fields` on a session Daily has not named yet (no Daily recording id). False when
         another event named it first: two concurrent applies must never both take one session."""
         result = await self._s.exec(
-            update(_T)
-            .where(_C.id == recording_id, _C.daily_recording_id.is_(None))
-            .values(**fields, updated_at=utcnow())
-            .returning(_C.id)
+            _NAME_SESSION, params={**fields, "updated_at": utcnow(), "where_id": recording_id}
         )
         return result.first() is not None
 

@@ -26,7 +26,7 @@ from recorder_service.adapters.storage import RecordingStorage
 from recorder_service.domain.apply_queue import ApplyQueue
 from recorder_service.domain.daily_signature import DailyWebhookVerifier
 from recorder_service.domain.ingest import IngestDeps, apply_safely
-from recorder_service.domain.starts import StartDeps, StartPolicy
+from recorder_service.domain.starts import StartDeps, StartPolicy, StartsInFlight
 from recorder_service.settings import Settings
 from recorder_service.telemetry import Telemetry, disabled_telemetry
 
@@ -52,6 +52,8 @@ class Resources:
     # Webhook ingest: concurrent stores share one INSERT; applies run beside the server.
     inbox_writer: InboxWriter = field(init=False)
     apply_queue: ApplyQueue = field(default_factory=ApplyQueue)
+    # Join-time starts share one lock wait per (meeting, type) in this process.
+    starts_in_flight: StartsInFlight = field(default_factory=StartsInFlight)
 
     def __post_init__(self) -> None:
         self.inbox_writer = InboxWriter(self.engine)
@@ -89,6 +91,7 @@ class Resources:
             policy=policy,
             now=self.now,
             telemetry=self.telemetry,
+            in_flight=self.starts_in_flight,
         )
 
 

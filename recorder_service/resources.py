@@ -54,11 +54,18 @@ class Resources:
     apply_queue: ApplyQueue = field(default_factory=ApplyQueue)
     # Join-time starts share one lock wait per (meeting, type) in this process.
     starts_in_flight: StartsInFlight = field(default_factory=StartsInFlight)
+    _ingest_deps: IngestDeps | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.inbox_writer = InboxWriter(self.engine)
 
     def ingest_deps(self) -> IngestDeps:
+        """Built once per process (every webhook asks for it)."""
+        if self._ingest_deps is None:
+            self._ingest_deps = self._build_ingest_deps()
+        return self._ingest_deps
+
+    def _build_ingest_deps(self) -> IngestDeps:
         return IngestDeps(
             db=self.db,
             verifier=self.verifier,

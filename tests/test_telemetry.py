@@ -162,16 +162,17 @@ async def test_a_start_that_waits_for_the_host_traces_every_attempt(
         assert numbers == list(range(1, len(attempts) + 1))
 
 
-async def test_a_webhook_traces_verify_store_and_apply(postgres_db_url: str) -> None:
+async def test_a_webhook_traces_store_and_apply_under_its_verified_server_span(postgres_db_url: str) -> None:
     async with traced_service(service_env(postgres_db_url, RECORDER_S3_BUCKET="b")) as t:
         await register_webhook_meeting(t.svc, "m-1")
         await raw_tracks_ready(t.svc.client)
         server = await t.wait_span(server_span("POST", "/v1/daily/webhook"))
         assert server.context is not None
+        assert (server.attributes or {})["webhook.signature_valid"] is True
         spans = t.in_trace(server.context.trace_id)
         by_name = {s.name: s for s in spans}
-        assert {"webhook.verify", "webhook.store", "webhook.apply"} <= set(by_name)
-        assert (by_name["webhook.verify"].attributes or {})["webhook.signature_valid"] is True
+        assert {"webhook.store", "webhook.apply"} <= set(by_name)
+        assert parent_of(by_name["webhook.store"], spans) is server
         assert (by_name["webhook.apply"].attributes or {})["webhook.outcome"] == "applied"
         assert (by_name["webhook.store"].attributes or {})["daily.event_type"] == (
             "recording.ready-to-download"
@@ -208,9 +209,9 @@ async def test_a_webhook_continues_the_senders_trace(postgres_db_url: str) -> No
             headers={"traceparent": f"00-{INCOMING_TRACE_ID}-00f067aa0ba902b7-01"},
         )
         assert r.status_code == 200, r.text
-        verify = await t.wait_span(named("webhook.verify"))
-        assert verify.context is not None
-        assert format(verify.context.trace_id, "032x") == INCOMING_TRACE_ID
+        server = await t.wait_span(server_span("POST", "/v1/daily/webhook"))
+        assert server.context is not None
+        assert format(server.context.trace_id, "032x") == INCOMING_TRACE_ID
 
 
 async def test_metrics_are_served_in_prometheus_text_format(
@@ -305,6 +306,8 @@ async def test_the_webhook_route_has_one_server_span_with_its_status(postgres_db
         await t.wait_span(lambda s: server_span("POST", "/v1/daily/webhook")(s) and _status(s) == 401)
         servers = [s for s in t.spans.get_finished_spans() if server_span("POST", "/v1/daily/webhook")(s)]
         assert sorted(_status(s) for s in servers) == [200, 401]
+        valid = [(s.attributes or {}).get("webhook.signature_valid") for s in sorted(servers, key=_status)]
+        assert valid == [True, False]  # 200, 401
         assert all(s.name == "POST /v1/daily/webhook" for s in servers)
         text = (await t.svc.client.get("/metrics")).text
         assert _sample(text, "recorder_webhook_request_duration_seconds_count", 'http_status_code="401"') == 1

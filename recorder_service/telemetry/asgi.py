@@ -53,6 +53,9 @@ def _naming_route(app: ASGIApp) -> ASGIApp:
 class RouteNamingMiddleware(OpenTelemetryInstrumentationMiddleware):
     def __init__(self, app: ASGIApp, config: OpenTelemetryConfig) -> None:
         super().__init__(app=_naming_route(app), config=config)
+        # Excluded paths (probes, the self-traced webhook) skip the instrumentation and go
+        # straight to `self.app`: they have no generic span to rename either.
+        self.app = app
 
 
 def route_named_config(**kwargs: Any) -> OpenTelemetryConfig:

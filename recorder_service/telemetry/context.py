@@ -11,6 +11,11 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 _W3C = TraceContextTextMapPropagator()
 
 
+def annotate_current_span(key: str, value: str | bool | int | float) -> None:
+    """Sets an attribute on the active span (a no-op without one)."""
+    trace.get_current_span().set_attribute(key, value)
+
+
 def current_traceparent() -> str | None:
     """The active span's W3C traceparent, or None when no span is active."""
     if not trace.get_current_span().get_span_context().is_valid:

@@ -54,9 +54,9 @@ class InboxWriter:
         self._waiting.append((record, future))
         if self._drain is None:
             self._drain = asyncio.create_task(self._drain_waiting(), name="inbox-writer")
-        # The write runs in its own task: a caller that goes away (client disconnect) neither
-        # cancels the INSERT for the others nor leaves its own row half-written.
-        return await asyncio.shield(future)
+        # The write runs in its own task: a caller that goes away (client disconnect) cancels
+        # only its own future, which the writer then skips; the INSERT goes on for the others.
+        return await future
 
     async def close(self) -> None:
         if self._drain is not None:

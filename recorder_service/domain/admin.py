@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+import re
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
+from typing import Annotated, Literal
 
 import msgspec
 
-from recorder_service.adapters.db.tables import CallbackRow
+from recorder_service.adapters.db.tables import CallbackRow, InboxEventRow
 from recorder_service.adapters.db.unit_of_work import Database
 from recorder_service.errors import InvalidInput, RecorderError
 
@@ -47,15 +51,72 @@ class CallbackView(msgspec.Struct, frozen=True):
     delivered_at: datetime | None
 
 
+class EventPage(msgspec.Struct, frozen=True):
+    events: list[StoredEvent]
+    next_cursor: str | None
+
+
+class CallbackPage(msgspec.Struct, frozen=True):
+    callbacks: list[CallbackView]
+    next_cursor: str | None
+
+
+CursorKind = Literal["events", "callbacks"]
+
+
+class _Cursor(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The keyset position after a page: its last row's (timestamp, id). `kind` keeps an events
+    cursor from being read as a callbacks one."""
+
+    kind: CursorKind
+    ts: Annotated[datetime, msgspec.Meta(tz=True)]
+    id: Annotated[str, msgspec.Meta(min_length=1, max_length=255)]
+
+
+_CURSOR_DECODER = msgspec.json.Decoder(_Cursor)
+# Unpadded urlsafe base64 only: b64decode alone would also take "+", "/" and padding.
+_CURSOR_TEXT = re.compile(r"[A-Za-z0-9_-]{1,512}")
+_BAD_CURSOR = "cursor is malformed: pass back a next_cursor from this endpoint unchanged"
+
+
+def encode_cursor(kind: CursorKind, ts: datetime, row_id: str) -> str:
+    raw = msgspec.json.encode(_Cursor(kind, ts, row_id))
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def decode_cursor(kind: CursorKind, cursor: str) -> tuple[datetime, str]:
+    """(timestamp in UTC, id) of the row the previous page ended with; InvalidInput otherwise."""
+    if not _CURSOR_TEXT.fullmatch(cursor):
+        raise InvalidInput(_BAD_CURSOR)
+    try:
+        decoded = _CURSOR_DECODER.decode(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        # An offset at the edge of the datetime range (year 1 or 9999) overflows in UTC.
+        ts = decoded.ts.astimezone(UTC)
+    except (binascii.Error, msgspec.DecodeError, OverflowError, ValueError) as exc:
+        raise InvalidInput(_BAD_CURSOR) from exc
+    if decoded.kind != kind:
+        raise InvalidInput(_BAD_CURSOR)
+    return ts, decoded.id
+
+
 def _check_state(state: str | None, allowed: Sequence[str]) -> None:
     if state is not None and state not in allowed:
         raise InvalidInput(f"state must be one of {', '.join(allowed)}")
 
 
-async def list_events(db: Database, *, state: str | None, limit: int) -> list[StoredEvent]:
+async def list_events(db: Database, *, state: str | None, limit: int, cursor: str | None = None) -> EventPage:
+    """Newest first by (received_at, id); next_cursor is set when older events remain."""
     _check_state(state, EVENT_STATES)
+    before = decode_cursor("events", cursor) if cursor is not None else None
     async with db.transaction() as uow:
-        rows = await uow.inbox.list(state=state, limit=limit)
+        # One row more than asked tells whether another page exists.
+        rows = await uow.inbox.list(state=state, limit=limit + 1, before=before)
+    page, more = rows[:limit], len(rows) > limit
+    next_cursor = encode_cursor("events", page[-1].received_at, page[-1].id) if more else None
+    return EventPage(_stored_events(page), next_cursor)
+
+
+def _stored_events(rows: Sequence[InboxEventRow]) -> list[StoredEvent]:
     return [
         StoredEvent(
             id=r.id,
@@ -90,11 +151,17 @@ def _callback_view(r: CallbackRow) -> CallbackView:
     )
 
 
-async def list_callbacks(db: Database, *, state: str | None, limit: int) -> list[CallbackView]:
+async def list_callbacks(
+    db: Database, *, state: str | None, limit: int, cursor: str | None = None
+) -> CallbackPage:
+    """Newest first by (created_at, id); next_cursor is set when older callbacks remain."""
     _check_state(state, CALLBACK_STATES)
+    before = decode_cursor("callbacks", cursor) if cursor is not None else None
     async with db.transaction() as uow:
-        rows = await uow.callbacks.list(state=state, limit=limit)
-    return [_callback_view(r) for r in rows]
+        rows = await uow.callbacks.list(state=state, limit=limit + 1, before=before)
+    page, more = rows[:limit], len(rows) > limit
+    next_cursor = encode_cursor("callbacks", page[-1].created_at, page[-1].id) if more else None
+    return CallbackPage([_callback_view(r) for r in page], next_cursor)
 
 
 async def retry_callback(db: Database, callback_id: str, now: datetime) -> CallbackView:

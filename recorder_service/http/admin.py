@@ -18,14 +18,22 @@ from recorder_service.domain.admin import (
 from recorder_service.http.guards import AnyRequest, require_internal_key, resources_of
 
 Limit = Annotated[int, QueryParameter(ge=1, le=1000, description="at most this many, newest first")]
+Cursor = Annotated[
+    str | None,
+    QueryParameter(description="next_cursor of the previous page: continue with older rows"),
+]
 
 
 class EventList(msgspec.Struct, frozen=True):
     events: list[StoredEvent]
+    # Set when older events remain: pass it back as `cursor` (with the same state) for the next page.
+    next_cursor: str | None
 
 
 class CallbackList(msgspec.Struct, frozen=True):
     callbacks: list[CallbackView]
+    # Set when older callbacks remain: pass it back as `cursor` (with the same state) for the next page.
+    next_cursor: str | None
 
 
 class AdminController(Controller):
@@ -43,8 +51,10 @@ class AdminController(Controller):
             QueryParameter(name="state", description="pending, applied, orphan, ignored or unparseable"),
         ] = None,
         limit: Limit = 100,
+        cursor: Cursor = None,
     ) -> EventList:
-        return EventList(await list_events(resources_of(request).db, state=state_filter, limit=limit))
+        page = await list_events(resources_of(request).db, state=state_filter, limit=limit, cursor=cursor)
+        return EventList(page.events, page.next_cursor)
 
     @get("/callbacks", summary="Callbacks to Reflector with attempts and last error")
     async def callbacks(
@@ -54,8 +64,10 @@ class AdminController(Controller):
             str | None, QueryParameter(name="state", description="pending, delivered or dead")
         ] = None,
         limit: Limit = 100,
+        cursor: Cursor = None,
     ) -> CallbackList:
-        return CallbackList(await list_callbacks(resources_of(request).db, state=state_filter, limit=limit))
+        page = await list_callbacks(resources_of(request).db, state=state_filter, limit=limit, cursor=cursor)
+        return CallbackList(page.callbacks, page.next_cursor)
 
     @post("/callbacks/{callback_id:str}/retry", status_code=202, summary="Deliver a callback again now")
     async def retry(self, request: AnyRequest, callback_id: FromPath[str]) -> CallbackView:

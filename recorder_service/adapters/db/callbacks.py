@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, or_, update
+from sqlalchemy import and_, func, or_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col, select
@@ -130,11 +130,19 @@ class CallbackRepository:
             await self._s.flush()
         return row
 
-    async def list(self, *, state: str | None, limit: int) -> Sequence[CallbackRow]:
+    async def list(
+        self, *, state: str | None, limit: int, before: tuple[datetime, str] | None = None
+    ) -> Sequence[CallbackRow]:
+        """Newest first by (created_at, id); with `before`, only rows after that key in this order."""
+        created_at, callback_id = col(CallbackRow.created_at), col(CallbackRow.id)
         stmt = select(CallbackRow)
         if state is not None:
             stmt = stmt.where(CallbackRow.state == state)
-        stmt = stmt.order_by(col(CallbackRow.created_at).desc()).limit(limit)
+        if before is not None:
+            # (created_at, id) < (ts, id) spelled out, so both dialects read it the same way.
+            ts, last_id = before
+            stmt = stmt.where(or_(created_at < ts, and_(created_at == ts, callback_id < last_id)))
+        stmt = stmt.order_by(created_at.desc(), callback_id.desc()).limit(limit)
         return list((await self._s.exec(stmt)).all())
 
     async def pending_stats(self) -> tuple[int, datetime | None]:

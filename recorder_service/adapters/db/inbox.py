@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 import msgspec
-from sqlalchemy import String, bindparam, func, or_, update
+from sqlalchemy import String, and_, bindparam, func, or_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col, select
@@ -168,9 +168,17 @@ class InboxRepository:
         stmt = stmt.order_by(col(InboxEventRow.received_at)).limit(limit)
         return list((await self._s.exec(stmt)).all())
 
-    async def list(self, *, state: str | None, limit: int) -> Sequence[InboxEventRow]:
+    async def list(
+        self, *, state: str | None, limit: int, before: tuple[datetime, str] | None = None
+    ) -> Sequence[InboxEventRow]:
+        """Newest first by (received_at, id); with `before`, only rows after that key in this order."""
+        received_at, event_id = col(InboxEventRow.received_at), col(InboxEventRow.id)
         stmt = select(InboxEventRow)
         if state is not None:
             stmt = stmt.where(InboxEventRow.state == state)
-        stmt = stmt.order_by(col(InboxEventRow.received_at).desc()).limit(limit)
+        if before is not None:
+            # (received_at, id) < (ts, id) spelled out, so both dialects read it the same way.
+            ts, last_id = before
+            stmt = stmt.where(or_(received_at < ts, and_(received_at == ts, event_id < last_id)))
+        stmt = stmt.order_by(received_at.desc(), event_id.desc()).limit(limit)
         return list((await self._s.exec(stmt)).all())

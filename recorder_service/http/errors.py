@@ -85,21 +85,28 @@ def _detail(exc: RecorderError) -> str:
     return str(exc)
 
 
+def _mapped_status(exc: BaseException) -> int | None:
+    """The status _STATUS gives this exception; None when it names none of its kinds."""
+    for kind, status in _STATUS:
+        if isinstance(exc, kind):
+            return status
+    return None
+
+
 def status_for(exc: BaseException) -> int:
     """The status code an exception is answered with (500 for anything unexpected)."""
-    if isinstance(exc, RecorderError):
-        for kind, status in _STATUS:
-            if isinstance(exc, kind):
-                return status
+    mapped = _mapped_status(exc)
+    if mapped is not None:
+        return mapped
     if isinstance(exc, HTTPException):
         return exc.status_code
     return 500
 
 
 def handle_recorder_error(request: AnyRequest, exc: RecorderError) -> Response[dict[str, object]]:
-    if not any(isinstance(exc, kind) for kind, _ in _STATUS):
+    status = _mapped_status(exc)
+    if status is None:
         return handle_unexpected(request, exc)
-    status = status_for(exc)
     if status >= 500:
         log.warning("%s %s -> %s: %s", request.method, request.url.path, status, exc)
     return error_response(status, _detail(exc), _headers(exc))

@@ -7,12 +7,11 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import func, or_, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from recorder_service.adapters.db.statements import insert_for, newest_first
 from recorder_service.adapters.db.tables import CallbackAttemptRow, CallbackRow
 
 _CALLBACKS: Any = CallbackRow.__table__  # type: ignore[attr-defined]
@@ -21,8 +20,7 @@ _CALLBACKS: Any = CallbackRow.__table__  # type: ignore[attr-defined]
 @functools.cache
 def _enqueue_statement(dialect: str) -> Any:
     """INSERT … ON CONFLICT DO NOTHING RETURNING id, built once per dialect (values at execution)."""
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    return insert(_CALLBACKS).on_conflict_do_nothing().returning(_CALLBACKS.c.id)
+    return insert_for(dialect)(_CALLBACKS).on_conflict_do_nothing().returning(_CALLBACKS.c.id)
 
 
 class CallbackRepository:
@@ -134,15 +132,12 @@ class CallbackRepository:
         self, *, state: str | None, limit: int, before: tuple[datetime, str] | None = None
     ) -> Sequence[CallbackRow]:
         """Newest first by (created_at, id); with `before`, only rows after that key in this order."""
-        created_at, callback_id = col(CallbackRow.created_at), col(CallbackRow.id)
         stmt = select(CallbackRow)
         if state is not None:
             stmt = stmt.where(CallbackRow.state == state)
-        if before is not None:
-            # (created_at, id) < (ts, id) spelled out, so both dialects read it the same way.
-            ts, last_id = before
-            stmt = stmt.where(or_(created_at < ts, and_(created_at == ts, callback_id < last_id)))
-        stmt = stmt.order_by(created_at.desc(), callback_id.desc()).limit(limit)
+        stmt = newest_first(
+            stmt, col(CallbackRow.created_at), col(CallbackRow.id), before=before, limit=limit
+        )
         return list((await self._s.exec(stmt)).all())
 
     async def pending_stats(self) -> tuple[int, datetime | None]:

@@ -8,12 +8,11 @@ from datetime import datetime
 from typing import Any
 
 import msgspec
-from sqlalchemy import String, and_, bindparam, func, or_, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import String, bindparam, func, or_, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from recorder_service.adapters.db.statements import insert_for, newest_first
 from recorder_service.adapters.db.tables import InboxEventRow
 from recorder_service.adapters.db.types import utcnow
 
@@ -82,8 +81,7 @@ def insert_if_absent(dialect: str) -> Any:
     """`INSERT … ON CONFLICT (id) DO NOTHING RETURNING id`, one statement per dialect. Executed
     with a list of rows (distinct ids), SQLAlchemy sends them as one multi-row INSERT
     ("insertmanyvalues") from a statement compiled once."""
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    return insert(_TABLE).on_conflict_do_nothing(index_elements=["id"]).returning(_TABLE.c.id)
+    return insert_for(dialect)(_TABLE).on_conflict_do_nothing(index_elements=["id"]).returning(_TABLE.c.id)
 
 
 # PostgreSQL: the writer sends a batch straight to psycopg on its own connection, as a multi-row
@@ -172,13 +170,10 @@ class InboxRepository:
         self, *, state: str | None, limit: int, before: tuple[datetime, str] | None = None
     ) -> Sequence[InboxEventRow]:
         """Newest first by (received_at, id); with `before`, only rows after that key in this order."""
-        received_at, event_id = col(InboxEventRow.received_at), col(InboxEventRow.id)
         stmt = select(InboxEventRow)
         if state is not None:
             stmt = stmt.where(InboxEventRow.state == state)
-        if before is not None:
-            # (received_at, id) < (ts, id) spelled out, so both dialects read it the same way.
-            ts, last_id = before
-            stmt = stmt.where(or_(received_at < ts, and_(received_at == ts, event_id < last_id)))
-        stmt = stmt.order_by(received_at.desc(), event_id.desc()).limit(limit)
+        stmt = newest_first(
+            stmt, col(InboxEventRow.received_at), col(InboxEventRow.id), before=before, limit=limit
+        )
         return list((await self._s.exec(stmt)).all())

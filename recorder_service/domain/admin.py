@@ -5,9 +5,9 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeVar
 
 import msgspec
 
@@ -51,17 +51,20 @@ class CallbackView(msgspec.Struct, frozen=True):
     delivered_at: datetime | None
 
 
-class EventPage(msgspec.Struct, frozen=True):
+class EventList(msgspec.Struct, frozen=True):
     events: list[StoredEvent]
+    # Set when older events remain: pass it back as `cursor` (with the same state) for the next page.
     next_cursor: str | None
 
 
-class CallbackPage(msgspec.Struct, frozen=True):
+class CallbackList(msgspec.Struct, frozen=True):
     callbacks: list[CallbackView]
+    # Set when older callbacks remain: pass it back as `cursor` (with the same state) for the next page.
     next_cursor: str | None
 
 
 CursorKind = Literal["events", "callbacks"]
+RowT = TypeVar("RowT")
 
 
 class _Cursor(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -104,16 +107,23 @@ def _check_state(state: str | None, allowed: Sequence[str]) -> None:
         raise InvalidInput(f"state must be one of {', '.join(allowed)}")
 
 
-async def list_events(db: Database, *, state: str | None, limit: int, cursor: str | None = None) -> EventPage:
+async def list_events(db: Database, *, state: str | None, limit: int, cursor: str | None = None) -> EventList:
     """Newest first by (received_at, id); next_cursor is set when older events remain."""
     _check_state(state, EVENT_STATES)
     before = decode_cursor("events", cursor) if cursor is not None else None
     async with db.transaction() as uow:
         # One row more than asked tells whether another page exists.
         rows = await uow.inbox.list(state=state, limit=limit + 1, before=before)
-    page, more = rows[:limit], len(rows) > limit
-    next_cursor = encode_cursor("events", page[-1].received_at, page[-1].id) if more else None
-    return EventPage(_stored_events(page), next_cursor)
+    page, next_cursor = _page(rows, limit, "events", lambda r: (r.received_at, r.id))
+    return EventList(_stored_events(page), next_cursor)
+
+
+def _page(
+    rows: Sequence[RowT], limit: int, kind: CursorKind, key: Callable[[RowT], tuple[datetime, str]]
+) -> tuple[Sequence[RowT], str | None]:
+    """The first `limit` of `limit + 1` rows, and the cursor after them when the extra row exists."""
+    page = rows[:limit]
+    return page, encode_cursor(kind, *key(page[-1])) if len(rows) > limit else None
 
 
 def _stored_events(rows: Sequence[InboxEventRow]) -> list[StoredEvent]:
@@ -153,15 +163,14 @@ def _callback_view(r: CallbackRow) -> CallbackView:
 
 async def list_callbacks(
     db: Database, *, state: str | None, limit: int, cursor: str | None = None
-) -> CallbackPage:
+) -> CallbackList:
     """Newest first by (created_at, id); next_cursor is set when older callbacks remain."""
     _check_state(state, CALLBACK_STATES)
     before = decode_cursor("callbacks", cursor) if cursor is not None else None
     async with db.transaction() as uow:
         rows = await uow.callbacks.list(state=state, limit=limit + 1, before=before)
-    page, more = rows[:limit], len(rows) > limit
-    next_cursor = encode_cursor("callbacks", page[-1].created_at, page[-1].id) if more else None
-    return CallbackPage([_callback_view(r) for r in page], next_cursor)
+    page, next_cursor = _page(rows, limit, "callbacks", lambda r: (r.created_at, r.id))
+    return CallbackList([_callback_view(r) for r in page], next_cursor)
 
 
 async def retry_callback(db: Database, callback_id: str, now: datetime) -> CallbackView:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-import msgspec
 from litestar import Controller, get, post
 from litestar.params import FromPath, QueryParameter
 
 from recorder_service.domain.admin import (
+    CallbackList,
     CallbackView,
-    StoredEvent,
+    EventList,
     list_callbacks,
     list_events,
     retry_callback,
@@ -22,18 +22,6 @@ Cursor = Annotated[
     str | None,
     QueryParameter(description="next_cursor of the previous page: continue with older rows"),
 ]
-
-
-class EventList(msgspec.Struct, frozen=True):
-    events: list[StoredEvent]
-    # Set when older events remain: pass it back as `cursor` (with the same state) for the next page.
-    next_cursor: str | None
-
-
-class CallbackList(msgspec.Struct, frozen=True):
-    callbacks: list[CallbackView]
-    # Set when older callbacks remain: pass it back as `cursor` (with the same state) for the next page.
-    next_cursor: str | None
 
 
 class AdminController(Controller):
@@ -53,8 +41,7 @@ class AdminController(Controller):
         limit: Limit = 100,
         cursor: Cursor = None,
     ) -> EventList:
-        page = await list_events(resources_of(request).db, state=state_filter, limit=limit, cursor=cursor)
-        return EventList(page.events, page.next_cursor)
+        return await list_events(resources_of(request).db, state=state_filter, limit=limit, cursor=cursor)
 
     @get("/callbacks", summary="Callbacks to Reflector with attempts and last error")
     async def callbacks(
@@ -66,8 +53,7 @@ class AdminController(Controller):
         limit: Limit = 100,
         cursor: Cursor = None,
     ) -> CallbackList:
-        page = await list_callbacks(resources_of(request).db, state=state_filter, limit=limit, cursor=cursor)
-        return CallbackList(page.callbacks, page.next_cursor)
+        return await list_callbacks(resources_of(request).db, state=state_filter, limit=limit, cursor=cursor)
 
     @post("/callbacks/{callback_id:str}/retry", status_code=202, summary="Deliver a callback again now")
     async def retry(self, request: AnyRequest, callback_id: FromPath[str]) -> CallbackView:

@@ -279,22 +279,25 @@ class LoadResult:
 
     @property
     def cpu_ms_per_request(self) -> float | None:
-        if self.service_cpu_s is None or not self.count:
+        return self._per_request_ms(self.service_cpu_s)
+
+    @property
+    def generator_cpu_ms_per_request(self) -> float | None:
+        return self._per_request_ms(self.generator_cpu_s)
+
+    def _per_request_ms(self, seconds: float | None) -> float | None:
+        if seconds is None or not self.count:
             return None
-        return self.service_cpu_s / self.count * 1000
+        return seconds / self.count * 1000
 
     def row(self) -> str:
-        cpu = self.cpu_ms_per_request
+        cpu, generator = self.cpu_ms_per_request, self.generator_cpu_ms_per_request
         return (
             f"{self.label:<28} c={self.concurrency:<4} n={self.count:<6} err={self.errors:<4} "
             f"{self.rps:8.0f} req/s  p50 {self.pct_ms(0.5):7.2f} ms  p99 {self.pct_ms(0.99):7.2f} ms  "
             f"max {max(self.latencies_s, default=0) * 1000:7.2f} ms"
             + ("" if cpu is None else f"  service CPU {cpu:5.2f} ms/req")
-            + (
-                ""
-                if self.generator_cpu_s is None or not self.count
-                else f"  generator CPU {self.generator_cpu_s / self.count * 1000:5.2f} ms/req"
-            )
+            + ("" if generator is None else f"  generator CPU {generator:5.2f} ms/req")
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -307,10 +310,13 @@ class LoadResult:
             "p50_ms": round(self.pct_ms(0.5), 2),
             "p99_ms": round(self.pct_ms(0.99), 2),
             "max_ms": round(max(self.latencies_s, default=0) * 1000, 2),
-            "service_cpu_ms_per_request": None
-            if self.cpu_ms_per_request is None
-            else round(self.cpu_ms_per_request, 3),
+            "service_cpu_ms_per_request": _rounded(self.cpu_ms_per_request),
+            "generator_cpu_ms_per_request": _rounded(self.generator_cpu_ms_per_request),
         }
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
 
 
 # The load generator is aiohttp, not httpx: on this machine httpx.AsyncClient itself saturates

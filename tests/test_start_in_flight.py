@@ -9,10 +9,9 @@ import pytest
 
 from recorder_service.domain.starts import StartOutcome, StartsInFlight, _shared_answer
 from recorder_service.errors import DailyError, RoomNotHosting, StorageUnavailable
-from tests.plugins.service import service_env
 from tests.plugins.simulator import DailySim
-from tests.test_start import ROOM, register, start
-from tests.test_telemetry import named, traced_service
+from tests.test_start import start
+from tests.test_telemetry import named, traced_start_room
 
 KEY = "start:m-1:raw-tracks"
 STARTED = StartOutcome("started", "raw-tracks", "instance-1", "m-1")
@@ -21,9 +20,7 @@ STARTED = StartOutcome("started", "raw-tracks", "instance-1", "m-1")
 async def test_joiners_in_one_process_wait_for_the_first_start_not_for_the_lock(
     postgres_db_url: str, daily_sim: DailySim
 ) -> None:
-    async with traced_service(service_env(postgres_db_url, daily_sim.base_url)) as t:
-        await register(t.svc)
-        await daily_sim.join(ROOM)
+    async with traced_start_room(postgres_db_url, daily_sim) as t:
         await daily_sim.latency("start_recording", 0.5)  # every joiner arrives while it runs
         answers = await asyncio.gather(*(start(t.svc) for _ in range(30)))
         statuses = [a.json()["status"] for a in answers]
@@ -38,9 +35,7 @@ async def test_joiners_in_one_process_wait_for_the_first_start_not_for_the_lock(
 async def test_a_daily_failure_reaches_the_joiners_in_flight_once(
     postgres_db_url: str, daily_sim: DailySim
 ) -> None:
-    async with traced_service(service_env(postgres_db_url, daily_sim.base_url)) as t:
-        await register(t.svc)
-        await daily_sim.join(ROOM)
+    async with traced_start_room(postgres_db_url, daily_sim) as t:
         await daily_sim.latency("start_recording", 0.2)
         await daily_sim.fault(
             "start_recording", status=500, count=3, error="server-error", info="workers exhausted"

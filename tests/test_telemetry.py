@@ -92,6 +92,15 @@ async def traced_service(env: dict[str, str]) -> AsyncIterator[Traced]:
         cast(MeterProvider, telemetry.meter_provider).shutdown()
 
 
+@contextlib.asynccontextmanager
+async def traced_start_room(db_url: str, daily_sim: DailySim, **env: str) -> AsyncIterator[Traced]:
+    """A traced service with the start tests' meeting registered and someone in its Daily room."""
+    async with traced_service(service_env(db_url, daily_sim.base_url, **env)) as t:
+        await register_start_meeting(t.svc)
+        await daily_sim.join(START_ROOM)
+        yield t
+
+
 def server_span(method: str, path_part: str) -> Callable[[ReadableSpan], bool]:
     def match(span: ReadableSpan) -> bool:
         return span.kind == SpanKind.SERVER and span.name.startswith(method) and span.name.endswith(path_part)
@@ -126,9 +135,7 @@ async def test_every_request_gets_a_server_span(postgres_db_url: str) -> None:
 async def test_a_start_traces_lock_claim_and_each_daily_attempt(
     postgres_db_url: str, daily_sim: DailySim
 ) -> None:
-    async with traced_service(service_env(postgres_db_url, daily_sim.base_url)) as t:
-        await register_start_meeting(t.svc)
-        await daily_sim.join(START_ROOM)
+    async with traced_start_room(postgres_db_url, daily_sim) as t:
         r = await start(t.svc)
         assert r.json()["status"] == "started", r.text
         server = await t.wait_span(server_span("POST", "/recordings/start"))
@@ -217,10 +224,7 @@ async def test_a_webhook_continues_the_senders_trace(postgres_db_url: str) -> No
 async def test_metrics_are_served_in_prometheus_text_format(
     postgres_db_url: str, daily_sim: DailySim
 ) -> None:
-    env = service_env(postgres_db_url, daily_sim.base_url, RECORDER_S3_BUCKET="b")
-    async with traced_service(env) as t:
-        await register_start_meeting(t.svc)
-        await daily_sim.join(START_ROOM)
+    async with traced_start_room(postgres_db_url, daily_sim, RECORDER_S3_BUCKET="b") as t:
         assert (await start(t.svc)).status_code == 200
         await register_webhook_meeting(t.svc, "m-1")
         await raw_tracks_ready(t.svc.client)  # no callback URL: the callback stays pending

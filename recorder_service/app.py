@@ -13,12 +13,12 @@ from litestar.openapi.spec import Components, SecurityScheme
 
 from recorder_service.errors import RecorderError
 from recorder_service.http.admin import AdminController
+from recorder_service.http.daily_webhook import DailyWebhookController
 from recorder_service.http.errors import handle_recorder_error, handle_unexpected
 from recorder_service.http.internal import MeetingsController
 from recorder_service.http.ops import healthz, metrics, readyz
 from recorder_service.http.playback import PlaybackController
 from recorder_service.http.public import StartController
-from recorder_service.http.webhooks import DailyWebhookController
 from recorder_service.resources import Resources, freeze_startup_heap, open_resources
 from recorder_service.settings import Settings
 from recorder_service.telemetry import Telemetry

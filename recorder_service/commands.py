@@ -93,21 +93,21 @@ async def dispatch(args: argparse.Namespace, env: Mapping[str, str]) -> int:
         init_telemetry(env)  # the worker's resources use the process's (global) telemetry
         return await run_worker(settings)
     if args.command == "demo":
-        from recorder_service.demo import play
+        from recorder_service.tools.demo import play
 
         return await play(sys.stdout, keep_running=args.keep_running)
     if args.command == "simulate-daily":
-        from recorder_service.simulator import SimulatorConfig, run_simulator
+        from recorder_service.tools.simulator import SimulatorConfig, run_simulator
 
         await run_simulator(
             args.host, args.port, SimulatorConfig(api_key=env.get("RECORDER_DAILY_API_KEY") or None)
         )
         return 0
     if args.command == "daily":
-        from recorder_service.adapters.daily import DailyClient
-        from recorder_service.daily_probe import run_probe
-        from recorder_service.daily_webhooks import ensure_webhook, list_webhooks
+        from recorder_service.adapters.daily.client import DailyClient
         from recorder_service.errors import DailyError
+        from recorder_service.tools.daily_probe import run_probe
+        from recorder_service.tools.daily_webhooks import ensure_webhook, list_webhooks
 
         settings = configure(env)
         ensuring = args.daily_command == "webhook" and args.webhook_command == "ensure"

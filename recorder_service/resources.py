@@ -17,18 +17,18 @@ from redis.backoff import ExponentialBackoff
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from recorder_service.adapters.coordination import LocalCoordinator, RedisCoordinator
-from recorder_service.adapters.daily import DailyClient
+from recorder_service.adapters.daily.client import DailyClient
 from recorder_service.adapters.db.engine import create_engine, session_factory, warm_pool
 from recorder_service.adapters.db.inbox_writer import InboxWriter
 from recorder_service.adapters.db.types import utcnow
 from recorder_service.adapters.db.unit_of_work import Database
 from recorder_service.adapters.storage import RecordingStorage
-from recorder_service.domain.apply_queue import ApplyQueue
-from recorder_service.domain.daily_signature import DailyWebhookVerifier
-from recorder_service.domain.ingest import IngestDeps, apply_safely
-from recorder_service.domain.starts import StartDeps, StartPolicy, StartsInFlight
+from recorder_service.core.daily_signature import DailyWebhookVerifier
+from recorder_service.services.ingest import IngestDeps, apply_safely
+from recorder_service.services.starts import StartDeps, StartPolicy, StartsInFlight
 from recorder_service.settings import Settings
 from recorder_service.telemetry import Telemetry, disabled_telemetry
+from recorder_service.workers.apply_queue import ApplyQueue
 
 log = logging.getLogger(__name__)
 

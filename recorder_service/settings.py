@@ -7,8 +7,8 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from recorder_service.domain.callback_signing import decode_callback_secret
-from recorder_service.domain.daily_signature import decode_daily_secret
+from recorder_service.core.callbacks import decode_callback_secret
+from recorder_service.core.daily_signature import decode_daily_secret
 
 ENV_PREFIX = "RECORDER_"
 DEFAULT_DAILY_API_URL = "https://api.daily.co/v1"

@@ -12,7 +12,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from recorder_service.domain.callback_signing import (
+from recorder_service.adapters.daily.events import RecordingReady, RecordingReadyEvent, parse_event
+from recorder_service.core.callbacks import (
     CallbackSigner,
     CallbackTrack,
     CloudReadyCallback,
@@ -26,7 +27,6 @@ from recorder_service.domain.callback_signing import (
     raw_tracks_ready_data,
     sign_callback,
 )
-from recorder_service.domain.daily_events import RecordingReady, RecordingReadyEvent, parse_event
 
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "reference" / "daily-fixtures"
 SECRET = "whsec_" + base64.b64encode(b"reflector-callback-secret-32byte").decode()

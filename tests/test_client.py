@@ -27,7 +27,7 @@ from recorder_service.client import (
     RecorderUnavailable,
     verify_callback,
 )
-from recorder_service.domain.callback_signing import (
+from recorder_service.core.callbacks import (
     CallbackTrack,
     CloudReadyData,
     RawTracksReadyData,

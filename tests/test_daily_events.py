@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from recorder_service.domain.daily_events import (
+from recorder_service.adapters.daily.events import (
     MAX_RECORDING_DURATION_S,
     DailyRecording,
     EventParseError,

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from recorder_service.adapters.daily import DailyClient
-from recorder_service.daily_probe import (
+from recorder_service.adapters.daily.client import DailyClient
+from recorder_service.tools.daily_probe import (
     STEP_CLEANUP,
     STEP_CONCURRENT,
     STEP_DISTINCT_IDS,

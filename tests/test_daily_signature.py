@@ -9,7 +9,7 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from recorder_service.domain.daily_signature import DailyWebhookVerifier, verify_daily_signature
+from recorder_service.core.daily_signature import DailyWebhookVerifier, verify_daily_signature
 from tests.support.daily_signing import daily_headers, sign_daily
 
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "reference" / "daily-fixtures"

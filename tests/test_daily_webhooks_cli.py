@@ -20,15 +20,15 @@ import pytest
 from litestar import Litestar, Request, Response, post
 from litestar.params import FromPath
 
-from recorder_service.adapters.daily import DailyClient, DailyWebhook
-from recorder_service.asgi_server import serve_in_task
-from recorder_service.daily_webhooks import (
+from recorder_service.adapters.daily.client import DailyClient, DailyWebhook
+from recorder_service.errors import DailyError
+from recorder_service.tools.asgi_server import serve_in_task
+from recorder_service.tools.daily_webhooks import (
     WEBHOOK_EVENT_TYPES,
     EnsureAction,
     ensure_webhook,
     list_webhooks,
 )
-from recorder_service.errors import DailyError
 from tests.plugins.simulator import DailySim
 
 SECRET = base64.b64encode(b"recorder-probe-test-secret-00001").decode()

@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 
-from recorder_service.simulator import SimulatorConfig
+from recorder_service.tools.simulator import SimulatorConfig
 from tests.plugins.s3 import S3Bucket
 from tests.plugins.service import AUTH, WEBHOOK_SECRET, RunningService, ServiceFactory
 from tests.plugins.simulator import DailySimFactory

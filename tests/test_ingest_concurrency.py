@@ -13,15 +13,15 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
+from recorder_service.adapters.daily.events import RecordingReady
 from recorder_service.adapters.db.engine import create_engine, session_factory
 from recorder_service.adapters.db.inbox import InboxRecord
 from recorder_service.adapters.db.inbox_writer import InboxWriter
 from recorder_service.adapters.db.tables import MeetingRow, RecordingRow
 from recorder_service.adapters.db.unit_of_work import Database
-from recorder_service.domain.apply_queue import ApplyQueue
-from recorder_service.domain.daily_events import RecordingReady
-from recorder_service.domain.effects import apply_ready
 from recorder_service.errors import StorageUnavailable
+from recorder_service.services.effects import apply_ready
+from recorder_service.workers.apply_queue import ApplyQueue
 from tests.plugins.service import RunningService, ServiceFactory, service_env
 from tests.support.webhooks import envelope, post_webhook, raw_tracks, ready_payload, until_applied
 from tests.test_webhooks import ROOM, T0, callbacks, meeting, register

@@ -13,7 +13,7 @@ from opentelemetry.sdk.trace import TracerProvider
 
 from recorder_service.logs import _QUIET_LOGGERS, setup_logging
 from recorder_service.settings import Settings, load_settings
-from recorder_service.simulator import SimulatorConfig
+from recorder_service.tools.simulator import SimulatorConfig
 from tests.plugins.receiver import CallbackReceiver
 from tests.plugins.s3 import S3Bucket
 from tests.plugins.service import INTERNAL_KEY, WEBHOOK_SECRET, service_env

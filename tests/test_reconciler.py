@@ -147,7 +147,7 @@ async def test_stale_start_claims_expire(
 async def test_recordings_stuck_far_past_their_start_are_resolved_with_daily(
     db_url: str, daily_sim: DailySim, service_factory: ServiceFactory
 ) -> None:
-    from recorder_service.domain.reconciliation import clean_up_stuck
+    from recorder_service.services.reconciliation import clean_up_stuck
     from recorder_service.workers.reconciler import reconcile_policy
 
     env = env_for(db_url, daily_sim, RECORDER_STUCK_RECORDING_HOURS="0.0001")

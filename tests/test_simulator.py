@@ -21,8 +21,8 @@ import pytest
 from litestar import Litestar, Request, Response, post
 from moto.server import ThreadedMotoServer
 
-from recorder_service.asgi_server import serve_in_task
-from recorder_service.simulator import RESERVED_INSTANCE_ID, SimulatorConfig, sign_webhook
+from recorder_service.tools.asgi_server import serve_in_task
+from recorder_service.tools.simulator import RESERVED_INSTANCE_ID, SimulatorConfig, sign_webhook
 from tests.plugins.simulator import DailySim, DailySimFactory
 
 FIXTURES = Path("/work/shared/reference/daily-fixtures")

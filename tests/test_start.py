@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from recorder_service.simulator import SimulatorConfig
+from recorder_service.tools.simulator import SimulatorConfig
 from tests.plugins.service import AUTH, RunningService, ServiceFactory, service_env
 from tests.plugins.simulator import DailySim, DailySimFactory
 

@@ -7,8 +7,8 @@ import asyncio
 
 import pytest
 
-from recorder_service.domain.starts import StartOutcome, StartsInFlight, _shared_answer
 from recorder_service.errors import DailyError, RoomNotHosting, StorageUnavailable
+from recorder_service.services.starts import StartOutcome, StartsInFlight, _shared_answer
 from tests.plugins.simulator import DailySim
 from tests.test_start import start
 from tests.test_telemetry import named, traced_start_room

@@ -17,7 +17,6 @@ from opentelemetry.trace import SpanKind
 from prometheus_client import CollectorRegistry
 
 from recorder_service.app import create_app
-from recorder_service.asgi_server import serve_in_task
 from recorder_service.settings import load_settings
 from recorder_service.telemetry import Telemetry
 from recorder_service.telemetry.setup import (
@@ -25,6 +24,7 @@ from recorder_service.telemetry.setup import (
     otlp_metrics_configured,
     otlp_traces_configured,
 )
+from recorder_service.tools.asgi_server import serve_in_task
 from tests.plugins.receiver import CallbackReceiver
 from tests.plugins.service import RunningService, service_env
 from tests.plugins.simulator import DailySim

@@ -7,7 +7,8 @@ from typing import Annotated
 from litestar import Controller, get, post
 from litestar.params import FromPath, QueryParameter
 
-from recorder_service.domain.admin import (
+from recorder_service.http.guards import AnyRequest, require_internal_key, resources_of
+from recorder_service.services.admin import (
     CallbackList,
     CallbackView,
     EventList,
@@ -15,7 +16,6 @@ from recorder_service.domain.admin import (
     list_events,
     retry_callback,
 )
-from recorder_service.http.guards import AnyRequest, require_internal_key, resources_of
 
 Limit = Annotated[int, QueryParameter(ge=1, le=1000, description="at most this many, newest first")]
 Cursor = Annotated[

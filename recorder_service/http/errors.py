@@ -8,10 +8,8 @@ from typing import Any
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException
 
+from recorder_service.adapters.daily.events import DailyParseError
 from recorder_service.adapters.db.recordings import RecordingAlreadyActive
-from recorder_service.domain.admin import CallbackNotFound
-from recorder_service.domain.daily_events import DailyParseError
-from recorder_service.domain.ingest import WebhooksNotConfigured
 from recorder_service.errors import (
     CloudStartedByClient,
     CoordinationUnavailable,
@@ -29,6 +27,8 @@ from recorder_service.errors import (
     StorageUnavailable,
     Unauthorized,
 )
+from recorder_service.services.admin import CallbackNotFound
+from recorder_service.services.ingest import WebhooksNotConfigured
 
 log = logging.getLogger(__name__)
 AnyRequest = Request[Any, Any, Any]

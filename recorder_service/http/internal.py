@@ -7,14 +7,7 @@ from typing import Annotated
 from litestar import Controller, Response, get, put
 from litestar.params import JSONBody, QueryParameter
 
-from recorder_service.domain.ingest import apply_pending
-from recorder_service.domain.meetings import (
-    MAX_AVAILABILITY_IDS,
-    availability_of,
-    meeting_with_recordings,
-    register_meeting,
-)
-from recorder_service.domain.models import Meeting
+from recorder_service.core.models import Meeting
 from recorder_service.errors import InvalidInput
 from recorder_service.http.guards import (
     MEETING_ID,
@@ -33,6 +26,13 @@ from recorder_service.http.schemas import (
     meeting_recordings,
 )
 from recorder_service.resources import Resources
+from recorder_service.services.ingest import apply_pending
+from recorder_service.services.meetings import (
+    MAX_AVAILABILITY_IDS,
+    availability_of,
+    meeting_with_recordings,
+    register_meeting,
+)
 
 
 async def _meeting_body(res: Resources, meeting_id: MeetingIdPath) -> MeetingRecordings:

@@ -8,9 +8,9 @@ from litestar import Controller, HttpMethod, route
 from litestar.params import QueryParameter
 from litestar.response import Redirect
 
-from recorder_service.domain.playback import playback_url
 from recorder_service.http.guards import AnyRequest, rate_limit, resources_of, valid_meeting_id
 from recorder_service.http.schemas import MeetingIdPath
+from recorder_service.services.playback import playback_url
 
 
 class PlaybackController(Controller):

@@ -5,9 +5,9 @@ from __future__ import annotations
 from litestar import Controller, post
 from litestar.params import JSONBody
 
-from recorder_service.domain.starts import start_recording
 from recorder_service.http.guards import AnyRequest, rate_limit, resources_of, valid_meeting_id
 from recorder_service.http.schemas import MeetingIdPath, StartRequest, StartResponse
+from recorder_service.services.starts import start_recording
 
 
 class StartController(Controller):

@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 import msgspec
 from litestar.params import PathParameter
 
-from recorder_service.domain.models import Availability, Meeting, Recording
+from recorder_service.core.models import Availability, Meeting, Recording
 
 MEETING_ID_PATTERN = r"^[A-Za-z0-9._:-]{1,128}$"
 

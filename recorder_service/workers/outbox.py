@@ -18,8 +18,8 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from recorder_service.adapters.callbacks import AttemptResult, CallbackSender
 from recorder_service.adapters.db.tables import CallbackRow
-from recorder_service.domain.callback_signing import CallbackSigner
-from recorder_service.domain.retry_policy import next_attempt_at
+from recorder_service.core.callbacks import CallbackSigner
+from recorder_service.core.retry_policy import next_attempt_at
 from recorder_service.resources import Resources
 from recorder_service.telemetry import current_traceparent
 from recorder_service.telemetry.context import context_of

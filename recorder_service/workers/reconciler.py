@@ -7,10 +7,10 @@ import contextlib
 import logging
 from datetime import timedelta
 
-from recorder_service.domain.ingest import apply_pending
-from recorder_service.domain.reconciliation import ReconcilePolicy, clean_up_stuck, reconcile_pass
 from recorder_service.errors import LockWaitTimeout, RecorderError
 from recorder_service.resources import Resources
+from recorder_service.services.ingest import apply_pending
+from recorder_service.services.reconciliation import ReconcilePolicy, clean_up_stuck, reconcile_pass
 
 log = logging.getLogger(__name__)
 

@@ -11,8 +11,8 @@ import httpx
 import pytest
 
 from recorder_service.app import create_app
-from recorder_service.asgi_server import serve_in_task
 from recorder_service.settings import Settings, load_settings
+from recorder_service.tools.asgi_server import serve_in_task
 
 INTERNAL_KEY = "test-internal-key-0123456789"
 WEBHOOK_SECRET = "dGVzdC13ZWJob29rLXNlY3JldC0wMTIzNDU2Nzg5YWI="  # base64 of a test secret

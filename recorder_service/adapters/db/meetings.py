@@ -11,7 +11,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from recorder_service.adapters.db.tables import MeetingRow
 from recorder_service.adapters.db.types import utcnow
-from recorder_service.domain.models import Meeting
+from recorder_service.core.models import Meeting
 
 _T: Any = MeetingRow.__table__  # type: ignore[attr-defined]
 # Built once (the webhook apply matches every event to a meeting).

@@ -12,7 +12,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from recorder_service.adapters.db.tables import ACTIVE_STATUSES, RecordingRow
 from recorder_service.adapters.db.types import utcnow
-from recorder_service.domain.models import Availability, Recording, RecordingType, Track
+from recorder_service.core.models import Availability, Recording, RecordingType, Track
 from recorder_service.errors import RecorderError
 
 _T: Any = RecordingRow.__table__  # type: ignore[attr-defined]

@@ -17,9 +17,9 @@ from typing import Any
 import httpx
 import msgspec
 
-from recorder_service.simulator.errors import invalid_request, not_found
-from recorder_service.simulator.model import Event
-from recorder_service.simulator.signing import is_base64, new_webhook_secret, sign_webhook
+from recorder_service.tools.simulator.errors import invalid_request, not_found
+from recorder_service.tools.simulator.model import Event
+from recorder_service.tools.simulator.signing import is_base64, new_webhook_secret, sign_webhook
 
 DELIVERY_TIMEOUT_S = 5.0
 # Daily: the verification request must get a 200 "within a few seconds".

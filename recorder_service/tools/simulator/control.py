@@ -11,10 +11,10 @@ from litestar import Request as _Request
 from litestar import Router, delete, get, post
 from litestar.params import FromPath
 
-from recorder_service.simulator.errors import decode_json, invalid_request
-from recorder_service.simulator.faults import Fault
-from recorder_service.simulator.model import RESERVED_INSTANCE_ID, Recording
-from recorder_service.simulator.rest import SimDep, checked_type
+from recorder_service.tools.simulator.errors import decode_json, invalid_request
+from recorder_service.tools.simulator.faults import Fault
+from recorder_service.tools.simulator.model import RESERVED_INSTANCE_ID, Recording
+from recorder_service.tools.simulator.rest import SimDep, checked_type
 
 Json = dict[str, Any]
 Request = _Request[Any, Any, Any]

@@ -13,9 +13,9 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from recorder_service.simulator.config import SimulatorConfig
-from recorder_service.simulator.errors import DailyError, invalid_request, not_found
-from recorder_service.simulator.model import (
+from recorder_service.tools.simulator.config import SimulatorConfig
+from recorder_service.tools.simulator.errors import DailyError, invalid_request, not_found
+from recorder_service.tools.simulator.model import (
     FAKE_MP4,
     FAKE_WEBM,
     Event,

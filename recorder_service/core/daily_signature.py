@@ -13,7 +13,7 @@ import hashlib
 import hmac
 from collections.abc import Sequence
 
-from recorder_service.domain.hmac_keys import decode_base64_key
+from recorder_service.core.hmac_keys import decode_base64_key
 
 
 def decode_daily_secret(secret_b64: str) -> bytes:

@@ -14,11 +14,11 @@ from litestar import Request, Router, delete, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery
 
-from recorder_service.simulator.errors import decode_json, invalid_request, not_found
-from recorder_service.simulator.listing import MAX_LIMIT, newest_first, page_of
-from recorder_service.simulator.model import RECORDING_TYPES, RESERVED_INSTANCE_ID, Recording, Room
-from recorder_service.simulator.runtime import Simulator
-from recorder_service.simulator.webhooks import WebhookFields
+from recorder_service.tools.simulator.errors import decode_json, invalid_request, not_found
+from recorder_service.tools.simulator.listing import MAX_LIMIT, newest_first, page_of
+from recorder_service.tools.simulator.model import RECORDING_TYPES, RESERVED_INSTANCE_ID, Recording, Room
+from recorder_service.tools.simulator.runtime import Simulator
+from recorder_service.tools.simulator.webhooks import WebhookFields
 
 Json = dict[str, Any]
 # Provided by app.py from the app state, under the parameter name `sim`.

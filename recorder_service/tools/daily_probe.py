@@ -14,8 +14,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Literal, TextIO
 
-from recorder_service.adapters.daily import DailyClient, StartType
-from recorder_service.domain.models import instance_id_for
+from recorder_service.adapters.daily.client import DailyClient, StartType
+from recorder_service.core.models import instance_id_for
 from recorder_service.errors import DailyActiveStream, DailyError, DailyNotHosting, DailyRateLimited
 
 Outcome = Literal[

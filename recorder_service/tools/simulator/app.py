@@ -17,12 +17,12 @@ from litestar.exceptions import HTTPException
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-from recorder_service.asgi_server import serve_in_task
-from recorder_service.simulator.config import SimulatorConfig
-from recorder_service.simulator.control import control_router
-from recorder_service.simulator.errors import DailyError, error_type_for
-from recorder_service.simulator.rest import rest_router
-from recorder_service.simulator.runtime import Simulator, open_simulator
+from recorder_service.tools.asgi_server import serve_in_task
+from recorder_service.tools.simulator.config import SimulatorConfig
+from recorder_service.tools.simulator.control import control_router
+from recorder_service.tools.simulator.errors import DailyError, error_type_for
+from recorder_service.tools.simulator.rest import rest_router
+from recorder_service.tools.simulator.runtime import Simulator, open_simulator
 
 logger = logging.getLogger(__name__)
 

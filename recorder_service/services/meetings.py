@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from recorder_service.adapters.db.unit_of_work import Database
-from recorder_service.domain.models import Availability, Meeting, Recording
+from recorder_service.core.models import Availability, Meeting, Recording
 from recorder_service.errors import InvalidInput, MeetingNotFound
 
 MAX_AVAILABILITY_IDS = 100

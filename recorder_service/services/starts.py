@@ -21,13 +21,13 @@ import msgspec
 from recorder_service.adapters.db.recordings import RecordingAlreadyActive
 from recorder_service.adapters.db.tables import RecordingRow
 from recorder_service.adapters.db.unit_of_work import Database
-from recorder_service.domain.models import (
+from recorder_service.core.models import (
     Meeting,
     RecordingType,
     instance_id_for,
     new_recording_id,
 )
-from recorder_service.domain.ports import Coordinator, DailyRecordingStarter
+from recorder_service.core.ports import Coordinator, DailyRecordingStarter
 from recorder_service.errors import (
     CloudStartedByClient,
     DailyActiveStream,

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from recorder_service.simulator.errors import invalid_request
-from recorder_service.simulator.model import Recording
+from recorder_service.tools.simulator.errors import invalid_request
+from recorder_service.tools.simulator.model import Recording
 
 MAX_LIMIT = 100
 

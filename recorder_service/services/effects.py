@@ -9,24 +9,24 @@ from datetime import UTC, datetime
 
 import msgspec
 
-from recorder_service.adapters.db.recordings import tracks_to_json
-from recorder_service.adapters.db.tables import CallbackRow, RecordingRow
-from recorder_service.adapters.db.unit_of_work import UnitOfWork
-from recorder_service.domain.callback_signing import (
-    cloud_ready_data,
-    encode_callback,
-    new_message_id,
-    raw_tracks_ready_data,
-)
-from recorder_service.domain.daily_events import (
+from recorder_service.adapters.daily.events import (
     MeetingPayload,
     RecordingErrorPayload,
     RecordingReady,
     RecordingReadyEvent,
     RecordingStartedPayload,
 )
-from recorder_service.domain.matching import meeting_for_instance, meeting_for_room, type_of_instance
-from recorder_service.domain.models import Meeting, Recording, RecordingType, Track, new_recording_id
+from recorder_service.adapters.db.recordings import tracks_to_json
+from recorder_service.adapters.db.tables import CallbackRow, RecordingRow
+from recorder_service.adapters.db.unit_of_work import UnitOfWork
+from recorder_service.core.callbacks import (
+    cloud_ready_data,
+    encode_callback,
+    new_message_id,
+    raw_tracks_ready_data,
+)
+from recorder_service.core.models import Meeting, Recording, RecordingType, Track, new_recording_id
+from recorder_service.services.matching import meeting_for_instance, meeting_for_room, type_of_instance
 from recorder_service.telemetry import current_traceparent
 
 UNFINISHED = ("starting", "recording", "finishing")

@@ -22,13 +22,13 @@ from typing import Any, TextIO
 import httpx
 from litestar import Litestar, Request, post
 
-from recorder_service.adapters.daily import DailyClient
+from recorder_service.adapters.daily.client import DailyClient
 from recorder_service.adapters.db.migrate import upgrade_async
 from recorder_service.app import create_app
-from recorder_service.asgi_server import serve_in_task
 from recorder_service.client import CallbackEvent, InvalidCallbackSignature, RecorderClient, verify_callback
 from recorder_service.settings import load_settings
-from recorder_service.simulator import SimulatorConfig, create_simulator_app
+from recorder_service.tools.asgi_server import serve_in_task
+from recorder_service.tools.simulator import SimulatorConfig, create_simulator_app
 
 BUCKET = "demo-recordings"
 ROOM = f"demo-room-{datetime.now(UTC):%Y%m%d%H%M%S}"

@@ -15,11 +15,7 @@ from typing import Literal
 
 import msgspec
 
-from recorder_service.adapters.db.inbox import APPLICABLE_STATES, InboxRecord
-from recorder_service.adapters.db.inbox_writer import InboxWriter
-from recorder_service.adapters.db.unit_of_work import Database, UnitOfWork
-from recorder_service.domain.apply_queue import ApplyQueue
-from recorder_service.domain.daily_events import (
+from recorder_service.adapters.daily.events import (
     EventParseError,
     MeetingEndedEvent,
     RecordingErrorEvent,
@@ -29,15 +25,18 @@ from recorder_service.domain.daily_events import (
     is_verification_request,
     parse_event,
 )
-from recorder_service.domain.daily_signature import DailyWebhookVerifier
-from recorder_service.domain.effects import (
+from recorder_service.adapters.db.inbox import APPLICABLE_STATES, InboxRecord
+from recorder_service.adapters.db.inbox_writer import InboxWriter
+from recorder_service.adapters.db.unit_of_work import Database, UnitOfWork
+from recorder_service.core.daily_signature import DailyWebhookVerifier
+from recorder_service.errors import InvalidSignature, RecorderError
+from recorder_service.services.effects import (
     Effect,
     apply_error,
     apply_meeting_ended,
     apply_ready,
     apply_started,
 )
-from recorder_service.errors import InvalidSignature, RecorderError
 from recorder_service.telemetry import (
     Telemetry,
     annotate_current_span,
@@ -45,6 +44,7 @@ from recorder_service.telemetry import (
     disabled_telemetry,
     parent_context,
 )
+from recorder_service.workers.apply_queue import ApplyQueue
 
 log = logging.getLogger(__name__)
 

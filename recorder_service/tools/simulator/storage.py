@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import aioboto3
 
-from recorder_service.simulator.config import SimulatorConfig
+from recorder_service.tools.simulator.config import SimulatorConfig
 
 if TYPE_CHECKING:
     from types_aiobotocore_s3 import S3Client

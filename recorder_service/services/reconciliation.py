@@ -9,13 +9,13 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Protocol
 
-from recorder_service.domain.daily_events import (
+from recorder_service.adapters.daily.events import (
     RecordingReady,
     decode_recording,
     decode_recording_list,
     is_finished,
 )
-from recorder_service.domain.ingest import IngestDeps, ingest_found_recording
+from recorder_service.services.ingest import IngestDeps, ingest_found_recording
 
 log = logging.getLogger(__name__)
 

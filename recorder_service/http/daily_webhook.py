@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from litestar import Controller, post
 
-from recorder_service.domain.ingest import WebhookReceipt, receive_webhook
 from recorder_service.http.guards import AnyRequest, resources_of
-from recorder_service.http.lean_tracing import LeanServerTracing
+from recorder_service.http.tracing import LeanServerTracing
+from recorder_service.services.ingest import WebhookReceipt, receive_webhook
 
 
 class DailyWebhookController(Controller):

@@ -9,7 +9,7 @@ import enum
 from dataclasses import dataclass
 from typing import TextIO
 
-from recorder_service.adapters.daily import DailyClient, DailyWebhook
+from recorder_service.adapters.daily.client import DailyClient, DailyWebhook
 
 # What the service handles: recordings, plus meeting.ended to close meetings (reference §9).
 # Subscribing to nothing else keeps unknown event types from reaching the receiver at all.

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 from recorder_service.adapters.db.unit_of_work import UnitOfWork
-from recorder_service.domain.models import Meeting, RecordingType, instance_id_for
+from recorder_service.core.models import Meeting, RecordingType, instance_id_for
 
 # Contract §6 asks for at least 10 minutes; people join early and stay late.
 WINDOW_TOLERANCE = timedelta(minutes=30)

@@ -16,8 +16,8 @@ from typing import TypeAlias
 
 import msgspec
 
-from recorder_service.domain.daily_events import RecordingReady
-from recorder_service.domain.hmac_keys import decode_base64_key
+from recorder_service.adapters.daily.events import RecordingReady
+from recorder_service.core.hmac_keys import decode_base64_key
 
 _SECRET_PREFIX = "whsec_"  # noqa: S105 - a prefix, not a secret
 

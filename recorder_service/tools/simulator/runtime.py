@@ -12,12 +12,12 @@ from typing import Any
 
 import httpx
 
-from recorder_service.simulator.config import SimulatorConfig
-from recorder_service.simulator.faults import CallLog, FaultBook
-from recorder_service.simulator.model import Recording
-from recorder_service.simulator.state import SimState
-from recorder_service.simulator.storage import RecordingWriter, open_writer
-from recorder_service.simulator.webhooks import WebhookDispatcher
+from recorder_service.tools.simulator.config import SimulatorConfig
+from recorder_service.tools.simulator.faults import CallLog, FaultBook
+from recorder_service.tools.simulator.model import Recording
+from recorder_service.tools.simulator.state import SimState
+from recorder_service.tools.simulator.storage import RecordingWriter, open_writer
+from recorder_service.tools.simulator.webhooks import WebhookDispatcher
 
 logger = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
-from recorder_service.simulator.errors import DailyError, error_type_for
+from recorder_service.tools.simulator.errors import DailyError, error_type_for
 
 ANY_OPERATION = "*"
 

@@ -74,10 +74,6 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     log_format: Literal["auto", "json", "text"] = "auto"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
-    @property
-    def redis_configured(self) -> bool:
-        return self.redis_url is not None
-
 
 _LIST_FIELDS = {"daily_webhook_secrets", "cors_origins", "callback_retry_seconds"}
 _SECRET_FIELDS = {"daily_api_key", "daily_webhook_secrets", "callback_secret", "internal_api_key"}

@@ -16,8 +16,8 @@ from typing import TypeAlias
 
 import msgspec
 
-from recorder_service.adapters.daily.events import RecordingReady
 from recorder_service.core.hmac_keys import decode_base64_key
+from recorder_service.core.models import RecordingReady
 
 _SECRET_PREFIX = "whsec_"  # noqa: S105 - a prefix, not a secret
 
@@ -44,10 +44,6 @@ class CallbackSigner:
             "webhook-timestamp": str(timestamp),
             "webhook-signature": "v1," + base64.b64encode(digest).decode("ascii"),
         }
-
-
-def sign_callback(secret: str, msg_id: str, timestamp: int, body: bytes) -> dict[str, str]:
-    return CallbackSigner(secret).sign(msg_id, timestamp, body)
 
 
 # ---------------------------------------------------------------------------------------------- payloads
@@ -125,7 +121,7 @@ def raw_tracks_ready_data(*, meeting_id: str, bucket: str, recording: RecordingR
         recording_id=recording.daily_recording_id,
         bucket=bucket,
         track_keys=recording.audio_track_keys,
-        tracks=tuple(CallbackTrack(type=t.type, s3_key=t.s3_key, size=t.size_bytes) for t in tracks),
+        tracks=tuple(CallbackTrack(type=t.type, s3_key=t.s3_key, size=t.size) for t in tracks),
         start_ts=recording.start_ts,
         duration=recording.duration,
     )

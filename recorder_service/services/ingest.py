@@ -16,20 +16,22 @@ from typing import Literal
 import msgspec
 
 from recorder_service.adapters.daily.events import (
-    EventParseError,
     MeetingEndedEvent,
     RecordingErrorEvent,
-    RecordingReady,
     RecordingReadyEvent,
     RecordingStartedEvent,
+    decode_found_recording,
     is_verification_request,
     parse_event,
 )
-from recorder_service.adapters.db.inbox import APPLICABLE_STATES, InboxRecord
+from recorder_service.adapters.db.inbox import InboxRecord
 from recorder_service.adapters.db.inbox_writer import InboxWriter
 from recorder_service.adapters.db.unit_of_work import Database, UnitOfWork
 from recorder_service.core.daily_signature import DailyWebhookVerifier
-from recorder_service.errors import InvalidSignature, RecorderError
+from recorder_service.core.models import RecordingReady
+from recorder_service.core.ports import ApplyScheduler
+from recorder_service.core.statuses import APPLICABLE_STATES, InboxState, RecordingStatus
+from recorder_service.errors import EventParseError, InvalidSignature, WebhooksNotConfigured
 from recorder_service.services.effects import (
     Effect,
     apply_error,
@@ -44,7 +46,6 @@ from recorder_service.telemetry import (
     disabled_telemetry,
     parent_context,
 )
-from recorder_service.workers.apply_queue import ApplyQueue
 
 log = logging.getLogger(__name__)
 
@@ -56,14 +57,10 @@ RECONCILER_SOURCE = "reconciler"
 _ACTIONABLE = (RecordingStartedEvent, RecordingReadyEvent, RecordingErrorEvent, MeetingEndedEvent)
 
 
-class WebhooksNotConfigured(RecorderError):
-    """RECORDER_DAILY_WEBHOOK_SECRETS is empty: nothing can be verified (503)."""
-
-
 class WebhookReceipt(msgspec.Struct, frozen=True):
     status: Literal["stored", "duplicate", "verification"]
     event_id: str | None = None
-    state: str | None = None
+    state: InboxState | None = None
 
 
 @dataclass(frozen=True)
@@ -74,7 +71,7 @@ class IngestDeps:
     now: Callable[[], datetime]
     wake_outbox: Callable[[], None]
     writer: InboxWriter
-    apply_queue: ApplyQueue
+    apply_queue: ApplyScheduler
     telemetry: Telemetry = field(default_factory=disabled_telemetry)
 
 
@@ -120,7 +117,7 @@ def inbox_row_for(
         return InboxRecord(
             id=event_id,
             event_type=event_type,
-            state="unparseable",
+            state=InboxState.UNPARSEABLE,
             body=body,
             source=source,
             detail=_storable_text(exc.reason, 500),
@@ -131,7 +128,7 @@ def inbox_row_for(
     return InboxRecord(
         id=_storable_id(event.id),
         event_type=_storable_text(event.event_type, _MAX_TYPE),
-        state="pending" if actionable else "ignored",
+        state=InboxState.PENDING if actionable else InboxState.IGNORED,
         body=body,
         source=source,
         room_name=room,
@@ -204,31 +201,31 @@ async def _receive(
         count(row.event_type, "duplicate")
         return WebhookReceipt("duplicate", row.id)
     state = row.state
-    if state == "pending":
+    if state == InboxState.PENDING:
         # Stored: whatever happens next, the 200 is owed. Apply now only when alone.
         if deps.apply_queue.should_apply_inline():
-            state = await apply_safely(deps, row.id)
+            state = await apply_safely(deps, row.id) or InboxState.PENDING
         else:
             deps.apply_queue.submit(row.id)  # when full, the inbox sweep applies it
     count(row.event_type, state)
     return WebhookReceipt("stored", row.id, state)
 
 
-async def apply_safely(deps: IngestDeps, event_id: str) -> str:
+async def apply_safely(deps: IngestDeps, event_id: str) -> InboxState | None:
     """Applies now if possible; on failure the event stays pending for the sweep."""
     try:
         return await apply_event(deps, event_id)
     except Exception:
         log.exception("applying event failed; left pending for the sweep", extra={"event_id": event_id})
-        return "pending"
+        return InboxState.PENDING
 
 
-async def apply_event(deps: IngestDeps, event_id: str) -> str:
-    """Applies a stored event once. Returns its resulting state."""
+async def apply_event(deps: IngestDeps, event_id: str) -> InboxState | None:
+    """Applies a stored event once. Returns its resulting state (None: no such event)."""
     async with deps.db.transaction() as uow:
         row = await uow.inbox.lock(event_id)
         if row is None:
-            return "missing"
+            return None
         if row.state not in APPLICABLE_STATES:
             return row.state
         # In the webhook's request this nests under it; in the sweep it rejoins the stored trace.
@@ -254,7 +251,7 @@ async def apply_event(deps: IngestDeps, event_id: str) -> str:
 async def _effect_of(uow: UnitOfWork, deps: IngestDeps, body: bytes, source: str) -> Effect:
     now = deps.now()
     if source == RECONCILER_SOURCE:
-        ready = msgspec.json.decode(body, type=RecordingReady)
+        ready = decode_found_recording(body)
         return await apply_ready(uow, ready, bucket=deps.bucket, now=now)
     event = parse_event(body)
     match event:
@@ -267,19 +264,19 @@ async def _effect_of(uow: UnitOfWork, deps: IngestDeps, body: bytes, source: str
         case MeetingEndedEvent():
             return await apply_meeting_ended(uow, event.payload)
         case _:
-            return Effect("ignored", detail="event type not acted upon")
+            return Effect(InboxState.IGNORED, detail="event type not acted upon")
 
 
 async def ingest_found_recording(deps: IngestDeps, ready: RecordingReady) -> str:
     """Feeds a recording found through Daily's REST API into the same path as webhooks."""
     async with deps.db.transaction() as uow:
         known = await uow.recordings.get_by_daily_id(ready.daily_recording_id)
-        if known is not None and known.status == "ready":
+        if known is not None and known.status == RecordingStatus.READY:
             return "known"
         row = InboxRecord(
             id=f"daily-recording:{ready.daily_recording_id}",
             event_type="recording.found",
-            state="pending",
+            state=InboxState.PENDING,
             body=msgspec.json.encode(ready),
             source=RECONCILER_SOURCE,
             room_name=ready.room_name,
@@ -288,7 +285,7 @@ async def ingest_found_recording(deps: IngestDeps, ready: RecordingReady) -> str
         stored = await uow.inbox.add_if_absent(row)
     if not stored:
         return "duplicate"  # a previous pass stored it; the sweep retries it if still unapplied
-    return await apply_safely(deps, row.id)
+    return str(await apply_safely(deps, row.id))
 
 
 # The periodic sweep retries orphans this long; after that only registering a meeting of their
@@ -311,6 +308,6 @@ async def apply_pending(deps: IngestDeps, *, room_name: str | None = None, older
         )
     applied = 0
     for event_id in ids:
-        if await apply_safely(deps, event_id) == "applied":
+        if await apply_safely(deps, event_id) == InboxState.APPLIED:
             applied += 1
     return applied

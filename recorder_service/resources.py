@@ -126,6 +126,7 @@ async def open_resources(
         writer=inbox_writer,
         apply_queue=apply_queue,
         telemetry=telemetry,
+        relayed_event_types=frozenset(settings.forward_daily_events),
     )
     starts = StartDeps(
         db=db,

@@ -253,11 +253,17 @@ async def test_meeting_page_starts_both_recordings_and_transcript_page_plays_the
                 {"type": t, "ok": False, "status": "failed", "detail": "no answer: Failed to fetch"}
                 for t in TYPES
             ]
-            assert foreign.preflights(), foreign.exchanges
+            # (CDP and console events may trail the page's own result by a moment.)
+            await eventually(lambda: bool(foreign.preflights()), "the foreign page's preflight recorded")
+            await eventually(
+                lambda: any("blocked by CORS policy" in line for line in artifacts.console_of("foreign")),
+                "the browser's CORS error in the foreign page's console",
+            )
             assert all("access-control-allow-origin" not in e.headers for e in foreign.preflights())
             assert foreign.posts() == []
-            assert any("blocked by CORS policy" in line for line in artifacts.console_of("foreign"))
             assert (await sim.calls())["starts"] == []
+            nothing = await meeting_recordings(svc, lambda m: True)
+            assert nothing["recordings"] == []
 
             # The meeting page: its participant has joined, but Daily does not see the call yet.
             meeting = await open_page(
@@ -277,6 +283,10 @@ async def test_meeting_page_starts_both_recordings_and_transcript_page_plays_the
                 {"type": t, "ok": True, "status": "started", "httpStatus": 200, "instanceId": INSTANCE_IDS[t]}
                 for t in TYPES
             ]
+            await eventually(
+                lambda: {e.recording_type for e in meeting.posts() if e.status == 200} == set(TYPES),
+                "each type's successful start recorded",
+            )
             # A real preflight, allowed for this origin only, for a JSON POST.
             preflight = meeting.preflights()[0]
             assert preflight.headers["access-control-allow-origin"] == page_origin

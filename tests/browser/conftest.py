@@ -135,11 +135,18 @@ class Artifacts:
         (self.directory / "console.log").write_text("".join(f"{line}\n" for line in self.console))
 
 
+@pytest.fixture(scope="session")
+def artifacts_root() -> Path:
+    shutil.rmtree(ARTIFACTS_ROOT, ignore_errors=True)  # only this run's artifacts
+    return ARTIFACTS_ROOT
+
+
 @pytest.fixture
-async def artifacts(request: pytest.FixtureRequest, browser: Browser) -> AsyncIterator[Artifacts]:
+async def artifacts(
+    request: pytest.FixtureRequest, artifacts_root: Path, browser: Browser
+) -> AsyncIterator[Artifacts]:
     # Depends on `browser` so that its pages are still open when finish() screenshots them.
-    directory = ARTIFACTS_ROOT / re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.name)
-    shutil.rmtree(directory, ignore_errors=True)
+    directory = artifacts_root / re.sub(r"[^A-Za-z0-9_.-]+", "-", request.node.name).strip("-")
     directory.mkdir(parents=True)
     saved = Artifacts(directory)
     try:

@@ -10,7 +10,7 @@ import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
-from recorder_service.asgi_server import serve_in_task
+from recorder_service.tools.asgi_server import serve_in_task
 
 # Reflector's room page calls the service when its participant has joined the Daily call.
 MEETING_PAGE = b"""<!doctype html>

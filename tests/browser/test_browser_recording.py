@@ -31,7 +31,7 @@ import pytest
 from playwright.async_api import Browser, Page, Response
 from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 
-from recorder_service.simulator import SimulatorConfig
+from recorder_service.tools.simulator import SimulatorConfig
 from tests.browser.conftest import VIDEO_SECONDS, Artifacts
 from tests.browser.pages import serve_pages
 from tests.plugins.s3 import S3Bucket
@@ -213,7 +213,7 @@ def browser_service_env(db_url: str, s3: S3Bucket, daily_url: str, page_origin: 
         RECORDER_S3_ENDPOINT_URL=s3.endpoint_url,
         RECORDER_S3_REGION=s3.region,
         RECORDER_CORS_ORIGINS=page_origin,
-        # Explicit until server-side cloud starts become the default.
+        # Server-side cloud starts (the default now), stated since this test is about them.
         RECORDER_CLOUD_START="server",
         # Playback tokens: the test mints them as Reflector would (contract §4).
         RECORDER_PLAYBACK_SECRET=PLAYBACK_SECRET,

@@ -212,6 +212,12 @@ export interface components {
             callbacks: components["schemas"]["CallbackView"][];
             next_cursor: string | null;
         };
+        /**
+         * CallbackState
+         * @description An outbox row: a callback to Reflector.
+         * @enum {string}
+         */
+        CallbackState: "pending" | "delivered" | "dead";
         /** CallbackView */
         CallbackView: {
             attempts: number;
@@ -226,7 +232,7 @@ export interface components {
             /** Format: date-time */
             next_attempt_at: string;
             recording_id: string;
-            state: string;
+            state: components["schemas"]["CallbackState"];
         };
         /** EventList */
         EventList: {
@@ -240,6 +246,12 @@ export interface components {
             };
             status: string;
         };
+        /**
+         * InboxState
+         * @description A stored Daily webhook (or a recording found by the reconciler).
+         * @enum {string}
+         */
+        InboxState: "pending" | "applied" | "orphan" | "ignored" | "unparseable";
         /** MeetingPut */
         MeetingPut: {
             end_date?: string | null;
@@ -271,7 +283,8 @@ export interface components {
             ready_at: string | null;
             s3_key: string | null;
             started_at: string | null;
-            status: string;
+            /** @enum {string} */
+            status: "starting" | "recording" | "ready" | "failed" | "deleted";
             tracks: components["schemas"]["TrackOut"][];
             type: string;
         };
@@ -303,7 +316,7 @@ export interface components {
             recording_id: string | null;
             room_name: string | null;
             source: string;
-            state: string;
+            state: components["schemas"]["InboxState"];
         };
         /** TrackOut */
         TrackOut: {
@@ -314,7 +327,7 @@ export interface components {
         /** WebhookReceipt */
         WebhookReceipt: {
             event_id?: string | null;
-            state?: string | null;
+            state?: components["schemas"]["InboxState"] | null;
             /** @enum {string} */
             status: "stored" | "duplicate" | "verification";
         };

@@ -11,13 +11,14 @@ import base64
 import hashlib
 import hmac
 import secrets
+import uuid
 from datetime import UTC, datetime
 from typing import TypeAlias
 
 import msgspec
 
-from recorder_service.adapters.daily.events import RecordingReady
 from recorder_service.core.hmac_keys import decode_base64_key
+from recorder_service.core.models import RecordingReady
 
 _SECRET_PREFIX = "whsec_"  # noqa: S105 - a prefix, not a secret
 
@@ -44,10 +45,6 @@ class CallbackSigner:
             "webhook-timestamp": str(timestamp),
             "webhook-signature": "v1," + base64.b64encode(digest).decode("ascii"),
         }
-
-
-def sign_callback(secret: str, msg_id: str, timestamp: int, body: bytes) -> dict[str, str]:
-    return CallbackSigner(secret).sign(msg_id, timestamp, body)
 
 
 # ---------------------------------------------------------------------------------------------- payloads
@@ -93,7 +90,14 @@ class CloudReadyCallback(CallbackEnvelope, frozen=True, tag="recording.cloud_rea
     data: CloudReadyData
 
 
-Callback: TypeAlias = RawTracksReadyCallback | CloudReadyCallback
+class DailyEventCallback(CallbackEnvelope, frozen=True, tag="daily.event"):
+    """A Daily event relayed to Reflector (RECORDER_FORWARD_DAILY_EVENTS): `data` is the event's
+    JSON object exactly as Daily sent it."""
+
+    data: msgspec.Raw
+
+
+Callback: TypeAlias = RawTracksReadyCallback | CloudReadyCallback | DailyEventCallback
 CallbackData: TypeAlias = RawTracksReadyData | CloudReadyData
 
 _callback_encoder = msgspec.json.Encoder()
@@ -117,6 +121,22 @@ def encode_callback(data: CallbackData, at: datetime) -> bytes:
     return _callback_encoder.encode(build_callback(data, at))
 
 
+def encode_daily_event(event_body: bytes, at: datetime) -> bytes:
+    """The `daily.event` callback of one stored Daily event (its body is a JSON object)."""
+    return _callback_encoder.encode(
+        DailyEventCallback(timestamp=iso_timestamp(at), data=msgspec.Raw(event_body.strip()))
+    )
+
+
+# Outbox rows are unique per (subject, type): a relayed event's subject is derived from Daily's
+# event id, so an event that is applied again (an orphan retried, a redelivery) is relayed once.
+_RELAY_NAMESPACE = uuid.UUID("5f0c7d4e-2b1a-4e8f-9c3d-6a7b8c9d0e1f")
+
+
+def relay_subject_id(event_id: str) -> str:
+    return str(uuid.uuid5(_RELAY_NAMESPACE, event_id))
+
+
 def raw_tracks_ready_data(*, meeting_id: str, bucket: str, recording: RecordingReady) -> RawTracksReadyData:
     tracks = recording.tracks or ()
     return RawTracksReadyData(
@@ -125,7 +145,7 @@ def raw_tracks_ready_data(*, meeting_id: str, bucket: str, recording: RecordingR
         recording_id=recording.daily_recording_id,
         bucket=bucket,
         track_keys=recording.audio_track_keys,
-        tracks=tuple(CallbackTrack(type=t.type, s3_key=t.s3_key, size=t.size_bytes) for t in tracks),
+        tracks=tuple(CallbackTrack(type=t.type, s3_key=t.s3_key, size=t.size) for t in tracks),
         start_ts=recording.start_ts,
         duration=recording.duration,
     )

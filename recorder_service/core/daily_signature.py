@@ -44,10 +44,3 @@ class DailyWebhookVerifier:
             expected = base64.b64encode(hmac.new(key, message, hashlib.sha256).digest())
             matched |= hmac.compare_digest(expected, given)
         return matched
-
-
-def verify_daily_signature(
-    secrets_b64: Sequence[str], timestamp: str | None, signature: str | None, body: bytes
-) -> bool:
-    """One-shot form of DailyWebhookVerifier; raises ValueError only for a malformed configured secret."""
-    return DailyWebhookVerifier(secrets_b64).verify(timestamp, signature, body)

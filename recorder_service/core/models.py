@@ -1,18 +1,17 @@
-"""Domain values. Repositories return these, never table rows."""
+"""The service's values. Repositories and adapters take and return these; table rows and
+Daily's wire format stay in their adapters."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Literal, NewType
+from typing import Literal
 
 import msgspec
 
-MeetingId = NewType("MeetingId", str)
-RecordingId = NewType("RecordingId", str)
+from recorder_service.core.statuses import CallbackState, InboxState, RecordingStatus
+
 RecordingType = Literal["cloud", "raw-tracks"]
-RecordingStatus = Literal["starting", "recording", "ready", "failed"]
-MeetingRecordingType = Literal["none", "local", "cloud"]
 
 # Reflector's frontend derives raw-tracks instanceIds the same way (contract §1).
 RAW_TRACKS_NAMESPACE = uuid.UUID("a1b2c3d4-e5f6-7890-abcd-ef1234567890")
@@ -29,6 +28,7 @@ class Meeting(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Track(msgspec.Struct, frozen=True):
+    # "audio" or "video" today; kept as str so a new kind does not reject the whole recording.
     type: str
     s3_key: str
     size: int | None = None
@@ -38,23 +38,95 @@ class Recording(msgspec.Struct, frozen=True, kw_only=True):
     id: str
     meeting_id: str
     type: RecordingType
-    audio_only: bool
-    instance_id: str | None
     status: RecordingStatus
-    daily_recording_id: str | None
-    room_name: str | None
-    s3_key: str | None
-    duration: int | None
-    tracks: tuple[Track, ...] | None
-    start_ts: int | None
-    started_at: datetime | None
-    ready_at: datetime | None
-    error: str | None
+    audio_only: bool = False
+    instance_id: str | None = None
+    daily_recording_id: str | None = None
+    room_name: str | None = None
+    s3_key: str | None = None
+    duration: int | None = None
+    tracks: tuple[Track, ...] | None = None
+    start_ts: int | None = None
+    started_at: datetime | None = None
+    ready_at: datetime | None = None
+    error: str | None = None
 
 
 class Availability(msgspec.Struct, frozen=True):
     cloud_recording_available: bool
     cloud_recording_duration: int | None
+
+
+class RecordingReady(msgspec.Struct, frozen=True, kw_only=True):
+    """A finished Daily recording, whether a webhook or Daily's REST API told us."""
+
+    daily_recording_id: str
+    room_name: str
+    recording_type: RecordingType
+    audio_only: bool
+    start_ts: int
+    duration: int | None
+    # Cloud: the object key. Raw-tracks: the key prefix (webhook) or absent (REST).
+    s3_key: str | None
+    tracks: tuple[Track, ...] | None
+    mtg_session_id: str | None = None
+
+    @property
+    def audio_track_keys(self) -> tuple[str, ...]:
+        """Audio track keys in Daily's order (the order the callback contract promises)."""
+        return tuple(t.s3_key for t in self.tracks or () if t.type == "audio")
+
+
+class OutgoingCallback(msgspec.Struct, frozen=True, kw_only=True):
+    """A callback to Reflector, queued in the transaction that caused it."""
+
+    id: str  # the Standard Webhooks message id, kept across retries
+    event_type: str
+    meeting_id: str
+    recording_id: str
+    body: bytes
+    created_at: datetime
+    # Every delivery attempt continues this trace (the webhook's, or the sweep's).
+    traceparent: str | None = None
+
+
+class ClaimedCallback(msgspec.Struct, frozen=True, kw_only=True):
+    """A due callback leased to one delivery worker."""
+
+    id: str
+    event_type: str
+    meeting_id: str
+    body: bytes
+    attempts: int
+    traceparent: str | None
+
+
+class CallbackView(msgspec.Struct, frozen=True):
+    id: str
+    event_type: str
+    meeting_id: str
+    recording_id: str
+    state: CallbackState
+    attempts: int
+    next_attempt_at: datetime
+    last_error: str | None
+    last_status_code: int | None
+    created_at: datetime
+    delivered_at: datetime | None
+
+
+class StoredEvent(msgspec.Struct, frozen=True):
+    id: str
+    event_type: str | None
+    state: InboxState
+    source: str
+    room_name: str | None
+    meeting_id: str | None
+    recording_id: str | None
+    detail: str | None
+    attempts: int
+    received_at: datetime
+    processed_at: datetime | None
 
 
 def instance_id_for(meeting_id: str, recording_type: RecordingType) -> str:
@@ -67,5 +139,16 @@ def instance_id_for(meeting_id: str, recording_type: RecordingType) -> str:
         return str(uuid.uuid5(CLOUD_NAMESPACE, meeting_id))
 
 
-def new_recording_id() -> RecordingId:
-    return RecordingId(str(uuid.uuid4()))
+def type_of_instance(meeting_id: str, instance_id: str | None) -> RecordingType | None:
+    """Which of the meeting's derived instanceIds this is, if either."""
+    if instance_id is None:
+        return None
+    types: tuple[RecordingType, ...] = ("raw-tracks", "cloud")
+    for rec_type in types:
+        if instance_id_for(meeting_id, rec_type) == instance_id:
+            return rec_type
+    return None
+
+
+def new_recording_id() -> str:
+    return str(uuid.uuid4())

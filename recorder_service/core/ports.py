@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from contextlib import AbstractAsyncContextManager
+from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from typing import Literal, Protocol
 
 StartType = Literal["cloud", "raw-tracks", "cloud-audio-only"]
@@ -24,3 +24,17 @@ class DailyRecordingStarter(Protocol):
     async def start_recording(
         self, room_name: str, *, type: StartType, instance_id: str, max_duration_s: int | None = None
     ) -> None: ...
+
+
+class ApplyScheduler(Protocol):
+    """Decides whether a stored webhook is applied inside its request or queued beside it."""
+
+    def delivery(self) -> AbstractContextManager[None]:
+        """Held while one delivery is being received (counts concurrent deliveries)."""
+        ...
+
+    def should_apply_inline(self) -> bool: ...
+
+    def submit(self, event_id: str) -> bool:
+        """Queues the event; False when the queue is full (the inbox sweep applies it later)."""
+        ...

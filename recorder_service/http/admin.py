@@ -7,10 +7,10 @@ from typing import Annotated
 from litestar import Controller, get, post
 from litestar.params import FromPath, QueryParameter
 
+from recorder_service.core.models import CallbackView
 from recorder_service.http.guards import AnyRequest, require_internal_key, resources_of
 from recorder_service.services.admin import (
     CallbackList,
-    CallbackView,
     EventList,
     list_callbacks,
     list_events,

@@ -19,7 +19,7 @@ class DailyWebhookController(Controller):
     async def receive(self, request: AnyRequest) -> WebhookReceipt:
         body = await request.body()  # raw bytes: the signature covers them exactly
         return await receive_webhook(
-            resources_of(request).ingest_deps(),
+            resources_of(request).ingest,
             body,
             timestamp=request.headers.get("x-webhook-timestamp"),
             signature=request.headers.get("x-webhook-signature"),

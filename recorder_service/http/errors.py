@@ -8,12 +8,12 @@ from typing import Any
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException
 
-from recorder_service.adapters.daily.events import DailyParseError
-from recorder_service.adapters.db.recordings import RecordingAlreadyActive
 from recorder_service.errors import (
+    CallbackNotFound,
     CloudStartedByClient,
     CoordinationUnavailable,
     DailyError,
+    DailyParseError,
     InternalApiDisabled,
     InvalidInput,
     InvalidSignature,
@@ -22,13 +22,13 @@ from recorder_service.errors import (
     MeetingNotRecordable,
     RateLimited,
     RecorderError,
+    RecordingAlreadyActive,
     RecordingNotFound,
     RoomNotHosting,
     StorageUnavailable,
     Unauthorized,
+    WebhooksNotConfigured,
 )
-from recorder_service.services.admin import CallbackNotFound
-from recorder_service.services.ingest import WebhooksNotConfigured
 
 log = logging.getLogger(__name__)
 AnyRequest = Request[Any, Any, Any]

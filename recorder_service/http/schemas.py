@@ -10,6 +10,7 @@ import msgspec
 from litestar.params import PathParameter
 
 from recorder_service.core.models import Availability, Meeting, Recording
+from recorder_service.core.statuses import ApiRecordingStatus, api_status
 
 MEETING_ID_PATTERN = r"^[A-Za-z0-9._:-]{1,128}$"
 
@@ -49,7 +50,7 @@ class RecordingOut(msgspec.Struct, frozen=True):
     id: str
     type: str
     instance_id: str | None
-    status: str
+    status: ApiRecordingStatus
     daily_recording_id: str | None
     s3_key: str | None
     duration: int | None
@@ -94,7 +95,7 @@ def recording_out(r: Recording) -> RecordingOut:
         id=r.id,
         type="cloud-audio-only" if r.audio_only else r.type,
         instance_id=r.instance_id,
-        status=r.status,
+        status=api_status(r.status),
         daily_recording_id=r.daily_recording_id,
         s3_key=r.s3_key,
         duration=r.duration,

@@ -11,44 +11,10 @@ from typing import Annotated, Literal, TypeVar
 
 import msgspec
 
-from recorder_service.adapters.db.tables import CallbackRow, InboxEventRow
 from recorder_service.adapters.db.unit_of_work import Database
-from recorder_service.errors import InvalidInput, RecorderError
-
-EVENT_STATES = ("pending", "applied", "orphan", "ignored", "unparseable")
-CALLBACK_STATES = ("pending", "delivered", "dead")
-
-
-class CallbackNotFound(RecorderError):
-    pass
-
-
-class StoredEvent(msgspec.Struct, frozen=True):
-    id: str
-    event_type: str | None
-    state: str
-    source: str
-    room_name: str | None
-    meeting_id: str | None
-    recording_id: str | None
-    detail: str | None
-    attempts: int
-    received_at: datetime
-    processed_at: datetime | None
-
-
-class CallbackView(msgspec.Struct, frozen=True):
-    id: str
-    event_type: str
-    meeting_id: str
-    recording_id: str
-    state: str
-    attempts: int
-    next_attempt_at: datetime
-    last_error: str | None
-    last_status_code: int | None
-    created_at: datetime
-    delivered_at: datetime | None
+from recorder_service.core.models import CallbackView, StoredEvent
+from recorder_service.core.statuses import CallbackState, InboxState
+from recorder_service.errors import CallbackNotFound, InvalidInput
 
 
 class EventList(msgspec.Struct, frozen=True):
@@ -102,20 +68,27 @@ def decode_cursor(kind: CursorKind, cursor: str) -> tuple[datetime, str]:
     return ts, decoded.id
 
 
-def _check_state(state: str | None, allowed: Sequence[str]) -> None:
-    if state is not None and state not in allowed:
-        raise InvalidInput(f"state must be one of {', '.join(allowed)}")
+StateT = TypeVar("StateT", InboxState, CallbackState)
+
+
+def _state(state: str | None, states: type[StateT]) -> StateT | None:
+    if state is None:
+        return None
+    try:
+        return states(state)
+    except ValueError:
+        raise InvalidInput(f"state must be one of {', '.join(s.value for s in states)}") from None
 
 
 async def list_events(db: Database, *, state: str | None, limit: int, cursor: str | None = None) -> EventList:
     """Newest first by (received_at, id); next_cursor is set when older events remain."""
-    _check_state(state, EVENT_STATES)
+    wanted = _state(state, InboxState)
     before = decode_cursor("events", cursor) if cursor is not None else None
     async with db.transaction() as uow:
         # One row more than asked tells whether another page exists.
-        rows = await uow.inbox.list(state=state, limit=limit + 1, before=before)
+        rows = await uow.inbox.list(state=wanted, limit=limit + 1, before=before)
     page, next_cursor = _page(rows, limit, "events", lambda r: (r.received_at, r.id))
-    return EventList(_stored_events(page), next_cursor)
+    return EventList(list(page), next_cursor)
 
 
 def _page(
@@ -126,57 +99,22 @@ def _page(
     return page, encode_cursor(kind, *key(page[-1])) if len(rows) > limit else None
 
 
-def _stored_events(rows: Sequence[InboxEventRow]) -> list[StoredEvent]:
-    return [
-        StoredEvent(
-            id=r.id,
-            event_type=r.event_type,
-            state=r.state,
-            source=r.source,
-            room_name=r.room_name,
-            meeting_id=r.meeting_id,
-            recording_id=r.recording_id,
-            detail=r.detail,
-            attempts=r.attempts,
-            received_at=r.received_at,
-            processed_at=r.processed_at,
-        )
-        for r in rows
-    ]
-
-
-def _callback_view(r: CallbackRow) -> CallbackView:
-    return CallbackView(
-        id=r.id,
-        event_type=r.event_type,
-        meeting_id=r.meeting_id,
-        recording_id=r.recording_id,
-        state=r.state,
-        attempts=r.attempts,
-        next_attempt_at=r.next_attempt_at,
-        last_error=r.last_error,
-        last_status_code=r.last_status_code,
-        created_at=r.created_at,
-        delivered_at=r.delivered_at,
-    )
-
-
 async def list_callbacks(
     db: Database, *, state: str | None, limit: int, cursor: str | None = None
 ) -> CallbackList:
     """Newest first by (created_at, id); next_cursor is set when older callbacks remain."""
-    _check_state(state, CALLBACK_STATES)
+    wanted = _state(state, CallbackState)
     before = decode_cursor("callbacks", cursor) if cursor is not None else None
     async with db.transaction() as uow:
-        rows = await uow.callbacks.list(state=state, limit=limit + 1, before=before)
+        rows = await uow.callbacks.list(state=wanted, limit=limit + 1, before=before)
     page, next_cursor = _page(rows, limit, "callbacks", lambda r: (r.created_at, r.id))
-    return CallbackList([_callback_view(r) for r in page], next_cursor)
+    return CallbackList(list(page), next_cursor)
 
 
 async def retry_callback(db: Database, callback_id: str, now: datetime) -> CallbackView:
     """Makes a pending or dead callback due now (a delivered one is left as it is)."""
     async with db.transaction() as uow:
-        row = await uow.callbacks.retry_now(callback_id, now)
-        if row is None:
+        view = await uow.callbacks.retry_now(callback_id, now)
+        if view is None:
             raise CallbackNotFound(f"callback {callback_id} not found")
-        return _callback_view(row)
+        return view

@@ -12,12 +12,10 @@ import msgspec
 from recorder_service.adapters.daily.events import (
     MeetingPayload,
     RecordingErrorPayload,
-    RecordingReady,
     RecordingReadyEvent,
     RecordingStartedPayload,
+    ready_from_event,
 )
-from recorder_service.adapters.db.recordings import tracks_to_json
-from recorder_service.adapters.db.tables import CallbackRow, RecordingRow
 from recorder_service.adapters.db.unit_of_work import UnitOfWork
 from recorder_service.core.callbacks import (
     cloud_ready_data,
@@ -25,15 +23,25 @@ from recorder_service.core.callbacks import (
     new_message_id,
     raw_tracks_ready_data,
 )
-from recorder_service.core.models import Meeting, Recording, RecordingType, Track, new_recording_id
-from recorder_service.services.matching import meeting_for_instance, meeting_for_room, type_of_instance
+from recorder_service.core.models import (
+    Meeting,
+    OutgoingCallback,
+    Recording,
+    RecordingReady,
+    RecordingType,
+    new_recording_id,
+    type_of_instance,
+)
+from recorder_service.core.statuses import InboxState, RecordingStatus
+from recorder_service.services.matching import meeting_for_instance, meeting_for_room
 from recorder_service.telemetry import current_traceparent
 
-UNFINISHED = ("starting", "recording", "finishing")
+# An error event fails the newest session of its instanceId that has not finished.
+ERRORABLE = (RecordingStatus.STARTING, RecordingStatus.RECORDING, RecordingStatus.FINISHING)
 
 
 class Effect(msgspec.Struct, frozen=True):
-    state: str  # inbox state: applied | orphan | ignored
+    state: InboxState
     meeting_id: str | None = None
     recording_id: str | None = None
     detail: str | None = None
@@ -58,7 +66,7 @@ async def _open_session(
     if active is not None and active.daily_recording_id is None:
         if await uow.recordings.name_session(
             active.id,
-            status="recording",
+            status=RecordingStatus.RECORDING,
             daily_recording_id=daily_id,
             start_ts=start_ts,
             started_at=active.started_at or _ts(start_ts),
@@ -68,14 +76,14 @@ async def _open_session(
         active = await uow.recordings.find_active(meeting.id, rec_type)
     if active is not None:
         # Daily runs one session per instanceId: a new one means the old one has ended.
-        await uow.recordings.set_fields(active.id, status="finishing")
+        await uow.recordings.set_fields(active.id, status=RecordingStatus.FINISHING)
     row = await uow.recordings.insert(
-        RecordingRow(
+        Recording(
             id=new_recording_id(),
             meeting_id=meeting.id,
             type=rec_type,
             instance_id=instance_id,
-            status="recording",
+            status=RecordingStatus.RECORDING,
             daily_recording_id=daily_id,
             room_name=meeting.room_name,
             start_ts=start_ts,
@@ -88,9 +96,9 @@ async def _open_session(
 async def apply_started(uow: UnitOfWork, p: RecordingStartedPayload, now: datetime) -> Effect:
     known = await uow.recordings.get_by_daily_id(p.recording_id)
     if known is not None:
-        if known.status == "starting":
-            await uow.recordings.set_fields(known.id, status="recording")
-        return Effect("applied", known.meeting_id, known.id, "already known")
+        if known.status == RecordingStatus.STARTING:
+            await uow.recordings.set_fields(known.id, status=RecordingStatus.RECORDING)
+        return Effect(InboxState.APPLIED, known.meeting_id, known.id, "already known")
     resolved: tuple[Meeting, RecordingType] | None = None
     if p.instance_id:
         resolved = await meeting_for_instance(uow, p.instance_id)
@@ -102,12 +110,12 @@ async def apply_started(uow: UnitOfWork, p: RecordingStartedPayload, now: dateti
             )
             resolved = (meeting, rec_type)
     if resolved is None:
-        return Effect("orphan", detail="no registered meeting matches this recording yet")
+        return Effect(InboxState.ORPHAN, detail="no registered meeting matches this recording yet")
     meeting, rec_type = resolved
     recording_id = await _open_session(
         uow, meeting, rec_type, instance_id=p.instance_id, daily_id=p.recording_id, start_ts=p.start_ts_s
     )
-    return Effect("applied", meeting.id, recording_id)
+    return Effect(InboxState.APPLIED, meeting.id, recording_id)
 
 
 async def _sessions_for_ready(uow: UnitOfWork, meeting: Meeting, ready: RecordingReady) -> list[Recording]:
@@ -123,10 +131,10 @@ async def _sessions_for_ready(uow: UnitOfWork, meeting: Meeting, ready: Recordin
 async def apply_ready(
     uow: UnitOfWork, event: RecordingReadyEvent | RecordingReady, *, bucket: str | None, now: datetime
 ) -> Effect:
-    ready = RecordingReady.from_event(event) if isinstance(event, RecordingReadyEvent) else event
+    ready = ready_from_event(event) if isinstance(event, RecordingReadyEvent) else event
     known = await uow.recordings.get_by_daily_id(ready.daily_recording_id)
-    if known is not None and known.status == "ready":
-        return Effect("applied", known.meeting_id, known.id, "already ready")
+    if known is not None and known.status == RecordingStatus.READY:
+        return Effect(InboxState.APPLIED, known.meeting_id, known.id, "already ready")
     if known is not None and known.type != ready.recording_type:
         # The REST API carries no type (it is inferred from tracks); our start knew it.
         ready = msgspec.structs.replace(ready, recording_type=known.type)
@@ -136,17 +144,14 @@ async def apply_ready(
         else meeting_for_room(uow, ready.room_name, ready.start_ts)
     )
     if meeting is None:
-        return Effect("orphan", detail="no registered meeting matches this recording yet")
-    tracks = tracks_to_json(
-        [Track(t.type, t.s3_key, t.size_bytes) for t in ready.tracks] if ready.tracks is not None else None
-    )
+        return Effect(InboxState.ORPHAN, detail="no registered meeting matches this recording yet")
     fields: dict[str, object] = {
-        "status": "ready",
+        "status": RecordingStatus.READY,
         "daily_recording_id": ready.daily_recording_id,
         "room_name": ready.room_name,
         "s3_key": ready.s3_key,
         "duration": ready.duration,
-        "tracks": tracks,
+        "tracks": ready.tracks,
         "start_ts": ready.start_ts,
         "ready_at": now,
         "audio_only": ready.audio_only,
@@ -160,7 +165,7 @@ async def apply_ready(
     else:
         recording_id = await _finish_session(uow, meeting, ready, fields)
     enqueued = await _enqueue_ready_callback(uow, meeting, ready, recording_id, bucket=bucket, now=now)
-    return Effect("applied", meeting.id, recording_id, callback_enqueued=enqueued)
+    return Effect(InboxState.APPLIED, meeting.id, recording_id, callback_enqueued=enqueued)
 
 
 async def _finish_session(
@@ -173,7 +178,7 @@ async def _finish_session(
     # Started outside this service (e.g. the browser's cloud start): recognised anyway. No
     # savepoint: a ready row cannot collide with a running session, and a concurrent apply of
     # the same Daily recording (unique id) fails this transaction, so the sweep retries it.
-    row = RecordingRow(
+    row = Recording(
         id=new_recording_id(),
         meeting_id=meeting.id,
         type=ready.recording_type,
@@ -200,16 +205,13 @@ async def _enqueue_ready_callback(
         event_type = "recording.cloud_ready"
     # Same transaction as the state change: one never exists without the other.
     return await uow.callbacks.enqueue(
-        CallbackRow(
+        OutgoingCallback(
             id=new_message_id(),
             event_type=event_type,
             meeting_id=meeting.id,
             recording_id=recording_id,
             body=encode_callback(data, now),
-            state="pending",
-            next_attempt_at=now,
             created_at=now,
-            # Every delivery attempt continues this trace (the webhook's, or the sweep's).
             traceparent=current_traceparent(),
         )
     )
@@ -219,9 +221,9 @@ async def apply_error(uow: UnitOfWork, p: RecordingErrorPayload, now: datetime) 
     message = (p.error_msg or "recording error")[:2000]
     if p.instance_id:
         for rec in await uow.recordings.find_by_instance(p.instance_id):
-            if rec.status in UNFINISHED:
-                await uow.recordings.set_fields(rec.id, status="failed", error=message)
-                return Effect("applied", rec.meeting_id, rec.id)
+            if rec.status in ERRORABLE:
+                await uow.recordings.set_fields(rec.id, status=RecordingStatus.FAILED, error=message)
+                return Effect(InboxState.APPLIED, rec.meeting_id, rec.id)
     meeting: Meeting | None = None
     rec_type: RecordingType | None = None
     if p.instance_id:
@@ -233,34 +235,36 @@ async def apply_error(uow: UnitOfWork, p: RecordingErrorPayload, now: datetime) 
         if meeting is not None:
             rec_type = type_of_instance(meeting.id, p.instance_id)
     if meeting is None:
-        return Effect("orphan", detail="no registered meeting matches this error yet")
+        return Effect(InboxState.ORPHAN, detail="no registered meeting matches this error yet")
     rec_type = rec_type or "cloud"
     active = await uow.recordings.find_active(meeting.id, rec_type)
     if active is not None:
-        await uow.recordings.set_fields(active.id, status="failed", error=message)
-        return Effect("applied", meeting.id, active.id)
+        await uow.recordings.set_fields(active.id, status=RecordingStatus.FAILED, error=message)
+        return Effect(InboxState.APPLIED, meeting.id, active.id)
     row = await uow.recordings.insert(
-        RecordingRow(
+        Recording(
             id=new_recording_id(),
             meeting_id=meeting.id,
             type=rec_type,
             instance_id=p.instance_id,
-            status="failed",
+            status=RecordingStatus.FAILED,
             room_name=meeting.room_name,
             error=message,
         )
     )
-    return Effect("applied", meeting.id, row.id)
+    return Effect(InboxState.APPLIED, meeting.id, row.id)
 
 
 async def apply_meeting_ended(uow: UnitOfWork, p: MeetingPayload) -> Effect:
     """Everyone left, so Daily stops the recordings: the next join starts a new session."""
     meeting = await meeting_for_room(uow, p.room, p.start_ts)
     if meeting is None:
-        return Effect("ignored", detail="no registered meeting for this room and time")
+        return Effect(InboxState.IGNORED, detail="no registered meeting for this room and time")
     ended_at = p.end_ts
     for rec in await uow.recordings.list_for_meeting(meeting.id):
         started = rec.started_at.timestamp() if rec.started_at else None
-        if rec.status == "recording" and (ended_at is None or started is None or started <= ended_at):
-            await uow.recordings.set_fields(rec.id, status="finishing")
-    return Effect("applied", meeting.id)
+        if rec.status == RecordingStatus.RECORDING and (
+            ended_at is None or started is None or started <= ended_at
+        ):
+            await uow.recordings.set_fields(rec.id, status=RecordingStatus.FINISHING)
+    return Effect(InboxState.APPLIED, meeting.id)

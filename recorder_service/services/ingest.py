@@ -16,20 +16,23 @@ from typing import Literal
 import msgspec
 
 from recorder_service.adapters.daily.events import (
-    EventParseError,
     MeetingEndedEvent,
     RecordingErrorEvent,
-    RecordingReady,
     RecordingReadyEvent,
     RecordingStartedEvent,
+    decode_found_recording,
     is_verification_request,
     parse_event,
 )
-from recorder_service.adapters.db.inbox import APPLICABLE_STATES, InboxRecord
+from recorder_service.adapters.db.inbox import InboxRecord
 from recorder_service.adapters.db.inbox_writer import InboxWriter
 from recorder_service.adapters.db.unit_of_work import Database, UnitOfWork
+from recorder_service.core.callbacks import encode_daily_event, new_message_id, relay_subject_id
 from recorder_service.core.daily_signature import DailyWebhookVerifier
-from recorder_service.errors import InvalidSignature, RecorderError
+from recorder_service.core.models import OutgoingCallback, RecordingReady
+from recorder_service.core.ports import ApplyScheduler
+from recorder_service.core.statuses import APPLICABLE_STATES, InboxState, RecordingStatus
+from recorder_service.errors import EventParseError, InvalidSignature, WebhooksNotConfigured
 from recorder_service.services.effects import (
     Effect,
     apply_error,
@@ -44,26 +47,22 @@ from recorder_service.telemetry import (
     disabled_telemetry,
     parent_context,
 )
-from recorder_service.workers.apply_queue import ApplyQueue
 
 log = logging.getLogger(__name__)
 
 # Recordings found by listing Daily's recordings are stored as this kind of inbox row, so a
 # recording seen by both a webhook and the reconciler goes through one path, with one effect.
 RECONCILER_SOURCE = "reconciler"
+DAILY_EVENT = "daily.event"
 
 # Events whose effects we apply; the others are stored and marked "ignored".
 _ACTIONABLE = (RecordingStartedEvent, RecordingReadyEvent, RecordingErrorEvent, MeetingEndedEvent)
 
 
-class WebhooksNotConfigured(RecorderError):
-    """RECORDER_DAILY_WEBHOOK_SECRETS is empty: nothing can be verified (503)."""
-
-
 class WebhookReceipt(msgspec.Struct, frozen=True):
     status: Literal["stored", "duplicate", "verification"]
     event_id: str | None = None
-    state: str | None = None
+    state: InboxState | None = None
 
 
 @dataclass(frozen=True)
@@ -74,8 +73,10 @@ class IngestDeps:
     now: Callable[[], datetime]
     wake_outbox: Callable[[], None]
     writer: InboxWriter
-    apply_queue: ApplyQueue
+    apply_queue: ApplyScheduler
     telemetry: Telemetry = field(default_factory=disabled_telemetry)
+    # RECORDER_FORWARD_DAILY_EVENTS: Daily event types relayed to Reflector as daily.event callbacks.
+    relayed_event_types: frozenset[str] = frozenset()
 
 
 class _Head(msgspec.Struct):
@@ -105,7 +106,12 @@ def _storable_text(value: str | None, limit: int) -> str | None:
 
 
 def inbox_row_for(
-    body: bytes, *, now: datetime, source: str = "webhook", traceparent: str | None = None
+    body: bytes,
+    *,
+    now: datetime,
+    source: str = "webhook",
+    traceparent: str | None = None,
+    relayed: frozenset[str] = frozenset(),
 ) -> InboxRecord:
     """The row to store for a signed body, with a state saying what we could make of it."""
     try:
@@ -120,18 +126,19 @@ def inbox_row_for(
         return InboxRecord(
             id=event_id,
             event_type=event_type,
-            state="unparseable",
+            state=InboxState.UNPARSEABLE,
             body=body,
             source=source,
             detail=_storable_text(exc.reason, 500),
             received_at=now,
             traceparent=traceparent,
         )
-    actionable = isinstance(event, _ACTIONABLE)
+    # Relayed types are applied too: the apply queues their daily.event callback.
+    actionable = isinstance(event, _ACTIONABLE) or event.event_type in relayed
     return InboxRecord(
         id=_storable_id(event.id),
         event_type=_storable_text(event.event_type, _MAX_TYPE),
-        state="pending" if actionable else "ignored",
+        state=InboxState.PENDING if actionable else InboxState.IGNORED,
         body=body,
         source=source,
         room_name=room,
@@ -191,7 +198,12 @@ async def _receive(
         raise InvalidSignature("invalid or missing webhook signature")
     # The active span's context (it continues the sender's traceparent when there is one):
     # work resumed later from the stored row joins this trace.
-    row = inbox_row_for(body, now=deps.now(), traceparent=current_traceparent() or traceparent)
+    row = inbox_row_for(
+        body,
+        now=deps.now(),
+        traceparent=current_traceparent() or traceparent,
+        relayed=deps.relayed_event_types,
+    )
     attributes = {"daily.event_id": row.id, "daily.event_type": row.event_type or "unknown"}
     with tracer.start_as_current_span("webhook.store", attributes=attributes) as span:
         try:
@@ -204,31 +216,31 @@ async def _receive(
         count(row.event_type, "duplicate")
         return WebhookReceipt("duplicate", row.id)
     state = row.state
-    if state == "pending":
+    if state == InboxState.PENDING:
         # Stored: whatever happens next, the 200 is owed. Apply now only when alone.
         if deps.apply_queue.should_apply_inline():
-            state = await apply_safely(deps, row.id)
+            state = await apply_safely(deps, row.id) or InboxState.PENDING
         else:
             deps.apply_queue.submit(row.id)  # when full, the inbox sweep applies it
     count(row.event_type, state)
     return WebhookReceipt("stored", row.id, state)
 
 
-async def apply_safely(deps: IngestDeps, event_id: str) -> str:
+async def apply_safely(deps: IngestDeps, event_id: str) -> InboxState | None:
     """Applies now if possible; on failure the event stays pending for the sweep."""
     try:
         return await apply_event(deps, event_id)
     except Exception:
         log.exception("applying event failed; left pending for the sweep", extra={"event_id": event_id})
-        return "pending"
+        return InboxState.PENDING
 
 
-async def apply_event(deps: IngestDeps, event_id: str) -> str:
-    """Applies a stored event once. Returns its resulting state."""
+async def apply_event(deps: IngestDeps, event_id: str) -> InboxState | None:
+    """Applies a stored event once. Returns its resulting state (None: no such event)."""
     async with deps.db.transaction() as uow:
         row = await uow.inbox.lock(event_id)
         if row is None:
-            return "missing"
+            return None
         if row.state not in APPLICABLE_STATES:
             return row.state
         # In the webhook's request this nests under it; in the sweep it rejoins the stored trace.
@@ -238,6 +250,8 @@ async def apply_event(deps: IngestDeps, event_id: str) -> str:
             attributes={"daily.event_id": row.id, "daily.event_type": row.event_type or "unknown"},
         ) as span:
             effect = await _effect_of(uow, deps, row.body, row.source)
+            if row.event_type in deps.relayed_event_types and row.source != RECONCILER_SOURCE:
+                effect = await _relay(uow, deps, row.id, row.body, effect)
             await uow.inbox.finish(
                 row.id,
                 effect.state,
@@ -254,7 +268,7 @@ async def apply_event(deps: IngestDeps, event_id: str) -> str:
 async def _effect_of(uow: UnitOfWork, deps: IngestDeps, body: bytes, source: str) -> Effect:
     now = deps.now()
     if source == RECONCILER_SOURCE:
-        ready = msgspec.json.decode(body, type=RecordingReady)
+        ready = decode_found_recording(body)
         return await apply_ready(uow, ready, bucket=deps.bucket, now=now)
     event = parse_event(body)
     match event:
@@ -267,19 +281,39 @@ async def _effect_of(uow: UnitOfWork, deps: IngestDeps, body: bytes, source: str
         case MeetingEndedEvent():
             return await apply_meeting_ended(uow, event.payload)
         case _:
-            return Effect("ignored", detail="event type not acted upon")
+            return Effect(InboxState.IGNORED, detail="event type not acted upon")
+
+
+async def _relay(uow: UnitOfWork, deps: IngestDeps, event_id: str, body: bytes, effect: Effect) -> Effect:
+    """Queues the event's daily.event callback in the apply's transaction (once per event id)."""
+    now = deps.now()
+    queued = await uow.callbacks.enqueue(
+        OutgoingCallback(
+            id=new_message_id(),
+            event_type=DAILY_EVENT,
+            meeting_id=effect.meeting_id or "",
+            recording_id=relay_subject_id(event_id),
+            body=encode_daily_event(body, now),
+            created_at=now,
+            traceparent=current_traceparent(),
+        )
+    )
+    if effect.state is InboxState.IGNORED:
+        # Nothing else to do with it: relaying was its whole effect.
+        effect = msgspec.structs.replace(effect, state=InboxState.APPLIED, detail="relayed")
+    return msgspec.structs.replace(effect, callback_enqueued=effect.callback_enqueued or queued)
 
 
 async def ingest_found_recording(deps: IngestDeps, ready: RecordingReady) -> str:
     """Feeds a recording found through Daily's REST API into the same path as webhooks."""
     async with deps.db.transaction() as uow:
         known = await uow.recordings.get_by_daily_id(ready.daily_recording_id)
-        if known is not None and known.status == "ready":
+        if known is not None and known.status == RecordingStatus.READY:
             return "known"
         row = InboxRecord(
             id=f"daily-recording:{ready.daily_recording_id}",
             event_type="recording.found",
-            state="pending",
+            state=InboxState.PENDING,
             body=msgspec.json.encode(ready),
             source=RECONCILER_SOURCE,
             room_name=ready.room_name,
@@ -288,7 +322,7 @@ async def ingest_found_recording(deps: IngestDeps, ready: RecordingReady) -> str
         stored = await uow.inbox.add_if_absent(row)
     if not stored:
         return "duplicate"  # a previous pass stored it; the sweep retries it if still unapplied
-    return await apply_safely(deps, row.id)
+    return str(await apply_safely(deps, row.id))
 
 
 # The periodic sweep retries orphans this long; after that only registering a meeting of their
@@ -311,6 +345,6 @@ async def apply_pending(deps: IngestDeps, *, room_name: str | None = None, older
         )
     applied = 0
     for event_id in ids:
-        if await apply_safely(deps, event_id) == "applied":
+        if await apply_safely(deps, event_id) == InboxState.APPLIED:
             applied += 1
     return applied

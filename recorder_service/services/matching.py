@@ -36,13 +36,3 @@ async def meeting_for_instance(uow: UnitOfWork, instance_id: str) -> tuple[Meeti
     if meeting is not None and instance_id_for(meeting.id, "cloud") == instance_id:
         return meeting, "cloud"
     return None
-
-
-def type_of_instance(meeting_id: str, instance_id: str | None) -> RecordingType | None:
-    if instance_id is None:
-        return None
-    types: tuple[RecordingType, ...] = ("raw-tracks", "cloud")
-    for rec_type in types:
-        if instance_id_for(meeting_id, rec_type) == instance_id:
-            return rec_type
-    return None

@@ -10,11 +10,12 @@ from datetime import timedelta
 from typing import Protocol
 
 from recorder_service.adapters.daily.events import (
-    RecordingReady,
     decode_recording,
     decode_recording_list,
     is_finished,
+    ready_from_rest,
 )
+from recorder_service.core.statuses import RecordingStatus
 from recorder_service.services.ingest import IngestDeps, ingest_found_recording
 
 log = logging.getLogger(__name__)
@@ -69,7 +70,7 @@ async def reconcile_pass(deps: IngestDeps, daily: RecordingLister, policy: Recon
             if not is_finished(rec):
                 continue
             report.finished_seen += 1
-            ready = RecordingReady.from_rest(rec)
+            ready = ready_from_rest(rec)
             if ready is None:
                 continue
             outcome = await ingest_found_recording(deps, ready)
@@ -103,9 +104,11 @@ async def clean_up_stuck(
         found = decode_recording(await daily.get_recording_raw(rec.daily_recording_id))
         if found.status == "canceled":
             async with deps.db.transaction() as uow:
-                await uow.recordings.set_fields(rec.id, status="failed", error="Daily canceled the recording")
+                await uow.recordings.set_fields(
+                    rec.id, status=RecordingStatus.FAILED, error="Daily canceled the recording"
+                )
             resolved += 1
-        elif is_finished(found) and (ready := RecordingReady.from_rest(found)) is not None:
+        elif is_finished(found) and (ready := ready_from_rest(found)) is not None:
             await ingest_found_recording(deps, ready)
             resolved += 1
     return expired, resolved

@@ -11,23 +11,24 @@ import contextlib
 import math
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
 import msgspec
 
-from recorder_service.adapters.db.recordings import RecordingAlreadyActive
-from recorder_service.adapters.db.tables import RecordingRow
 from recorder_service.adapters.db.unit_of_work import Database
+from recorder_service.adapters.single_flight import SingleFlight
 from recorder_service.core.models import (
     Meeting,
+    Recording,
     RecordingType,
     instance_id_for,
     new_recording_id,
 )
 from recorder_service.core.ports import Coordinator, DailyRecordingStarter
+from recorder_service.core.statuses import RecordingStatus
 from recorder_service.errors import (
     CloudStartedByClient,
     DailyActiveStream,
@@ -37,6 +38,7 @@ from recorder_service.errors import (
     MeetingNotFound,
     MeetingNotRecordable,
     RecorderError,
+    RecordingAlreadyActive,
     RoomNotHosting,
 )
 from recorder_service.telemetry import Telemetry, disabled_telemetry
@@ -70,40 +72,6 @@ class StartPolicy:
     lock_wait_s: float
 
 
-class StartsInFlight:
-    """The starts this process is running, by (meeting, type). A caller that arrives while one
-    is in flight waits for its answer instead of queueing for the lock itself: a herd of joiners
-    on one replica then costs one lock wait, not one per joiner polling Redis (each poll is a
-    round trip and CPU on the 2 cores the herd shares)."""
-
-    def __init__(self) -> None:
-        self._flights: dict[str, asyncio.Future[StartOutcome]] = {}
-
-    def current(self, key: str) -> asyncio.Future[StartOutcome] | None:
-        return self._flights.get(key)
-
-    @contextlib.contextmanager
-    def leading(self, key: str) -> Iterator[asyncio.Future[StartOutcome]]:
-        """Registers the caller's start as the one in flight; its answer is shared when it ends."""
-        flight: asyncio.Future[StartOutcome] = asyncio.get_running_loop().create_future()
-        self._flights.setdefault(key, flight)
-        try:
-            yield flight
-        except BaseException as exc:
-            # Anything but a Daily answer (or a cancellation) makes the waiting callers try on
-            # their own: an error of ours or of Redis is not theirs to inherit.
-            flight.set_exception(exc if isinstance(exc, Exception) else _Abandoned())
-            flight.exception()  # retrieved: nobody may be waiting
-            raise
-        finally:
-            if self._flights.get(key) is flight:
-                del self._flights[key]
-
-
-class _Abandoned(Exception):
-    """The leading start was cancelled."""
-
-
 @dataclass(frozen=True)
 class StartDeps:
     db: Database
@@ -112,7 +80,8 @@ class StartDeps:
     policy: StartPolicy
     now: Callable[[], datetime]
     telemetry: Telemetry = field(default_factory=disabled_telemetry)
-    in_flight: StartsInFlight = field(default_factory=StartsInFlight)
+    # Join-time starts share one lock wait per (meeting, type) in this process.
+    in_flight: SingleFlight[StartOutcome] = field(default_factory=SingleFlight)
 
 
 def max_duration_for(meeting: Meeting, now: datetime) -> int:
@@ -202,7 +171,7 @@ async def _start_or_wait(deps: StartDeps, meeting_id: str, rec_type: RecordingTy
         with tracer.start_as_current_span("start.claim"):
             async with deps.db.transaction() as uow:
                 active = await uow.recordings.find_active(meeting_id, rec_type)
-                if active is not None and active.status == "recording":
+                if active is not None and active.status == RecordingStatus.RECORDING:
                     return StartOutcome("already_active", rec_type, instance_id, meeting_id)
                 if active is not None:
                     # A "starting" row seen under the lock was left by a holder that died
@@ -211,12 +180,12 @@ async def _start_or_wait(deps: StartDeps, meeting_id: str, rec_type: RecordingTy
                 else:
                     try:
                         claim = await uow.recordings.insert(
-                            RecordingRow(
+                            Recording(
                                 id=new_recording_id(),
                                 meeting_id=meeting_id,
                                 type=rec_type,
                                 instance_id=instance_id,
-                                status="starting",
+                                status=RecordingStatus.STARTING,
                                 room_name=meeting.room_name,
                             )
                         )
@@ -343,7 +312,7 @@ async def _await_other_claim(
             active = await uow.recordings.find_active(meeting_id, rec_type)
         if active is None:
             break
-        if active.status == "recording":
+        if active.status == RecordingStatus.RECORDING:
             return StartOutcome("already_active", rec_type, instance_id, meeting_id)
         await asyncio.sleep(0.1)
     raise DailyError("another start of this recording did not finish in time; retry")

@@ -142,7 +142,6 @@ async def _stack(workdir: Path, timeline: Timeline) -> AsyncIterator[dict[str, A
                     "RECORDER_CALLBACK_URL": f"{receiver_url}/callbacks",
                     "RECORDER_CALLBACK_SECRET": callback_secret,
                     "RECORDER_INTERNAL_API_KEY": internal_key,
-                    "RECORDER_CLOUD_START": "server",
                     "RECORDER_START_NOT_HOSTING_DELAY_SECONDS": "0.25",
                 }
             )

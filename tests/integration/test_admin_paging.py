@@ -9,9 +9,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 
 from recorder_service.adapters.db.inbox import InboxRecord
-from recorder_service.adapters.db.tables import CallbackRow
+from recorder_service.core.models import OutgoingCallback
+from recorder_service.core.statuses import InboxState
 from recorder_service.resources import Resources
 from tests.integration.test_webhooks import T0, register
 from tests.plugins.service import AUTH, RunningService, ServiceFactory, service_env
@@ -77,7 +79,11 @@ async def store_events(svc: RunningService, rows: list[tuple[str, datetime, str]
     async with resources(svc).db.transaction() as uow:
         for event_id, received_at, state in rows:
             record = InboxRecord(
-                id=event_id, event_type="brand.new-event", state=state, body=b"{}", received_at=received_at
+                id=event_id,
+                event_type="brand.new-event",
+                state=InboxState(state),
+                body=b"{}",
+                received_at=received_at,
             )
             assert await uow.inbox.add_if_absent(record)
 
@@ -85,18 +91,23 @@ async def store_events(svc: RunningService, rows: list[tuple[str, datetime, str]
 async def store_callbacks(svc: RunningService, rows: list[tuple[str, datetime, str]]) -> None:
     """(id, created_at, state) rows written straight through the repository."""
     async with resources(svc).db.transaction() as uow:
-        for callback_id, created_at, state in rows:
-            row = CallbackRow(
+        for callback_id, created_at, _state in rows:
+            callback = OutgoingCallback(
                 id=callback_id,
                 event_type="recording.raw_tracks_ready",
                 meeting_id="m-1",
                 recording_id=f"rec-{callback_id}",
                 body=b"{}",
-                state=state,
-                next_attempt_at=created_at,
                 created_at=created_at,
             )
-            assert await uow.callbacks.enqueue(row)
+            assert await uow.callbacks.enqueue(callback)
+    # Delivered and dead rows: only deliveries make them, so their state is set directly.
+    async with resources(svc).db.engine.begin() as conn:
+        for callback_id, _created_at, state in rows:
+            await conn.execute(
+                text("UPDATE callbacks SET state = :state WHERE id = :id"),
+                {"state": state, "id": callback_id},
+            )
 
 
 def newest_first(rows: list[tuple[str, datetime, str]], state: str | None = None) -> list[str]:

@@ -251,3 +251,20 @@ async def test_cli_webhook_ensure(daily_sim: DailySim, receiver: Receiver) -> No
     assert code == 1
     assert "create_webhook failed: HTTP 400" in err
     assert SECRET not in err + out
+
+
+async def test_ensure_subscribes_an_active_webhook_to_the_relayed_types(
+    daily: DailyClient, daily_sim: DailySim, receiver: Receiver
+) -> None:
+    created = await ensure_webhook(daily, receiver.url(), SECRET)
+    relayed = ("participant.joined", "participant.left")
+
+    updated = await ensure_webhook(daily, receiver.url(), SECRET, relayed=relayed)
+
+    assert updated.action is EnsureAction.UPDATED
+    hook = await hook_for(daily, receiver.url())
+    assert hook.uuid == created.webhook.uuid
+    assert hook.event_types == [*WEBHOOK_EVENT_TYPES, *relayed]
+    again = await ensure_webhook(daily, receiver.url(), SECRET, relayed=relayed)
+    assert again.action is EnsureAction.UNCHANGED
+    assert (await daily_sim.calls())["operations"]["update_webhook"] == {"200": 1}

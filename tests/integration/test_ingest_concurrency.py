@@ -13,12 +13,13 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from recorder_service.adapters.daily.events import RecordingReady
 from recorder_service.adapters.db.engine import create_engine, session_factory
 from recorder_service.adapters.db.inbox import InboxRecord
 from recorder_service.adapters.db.inbox_writer import InboxWriter
-from recorder_service.adapters.db.tables import MeetingRow, RecordingRow
+from recorder_service.adapters.db.tables import MeetingRow
 from recorder_service.adapters.db.unit_of_work import Database
+from recorder_service.core.models import Recording, RecordingReady
+from recorder_service.core.statuses import RecordingStatus
 from recorder_service.errors import StorageUnavailable
 from recorder_service.services.effects import apply_ready
 from recorder_service.workers.apply_queue import ApplyQueue
@@ -92,7 +93,7 @@ async def test_one_id_twice_in_a_batch_and_again_later_is_stored_once(db_url: st
         assert (first, second) == (True, False)
         assert await writer.store(inbox_row("evt-dup")) is False
         async with db.transaction() as uow:
-            kept = await uow.inbox.get("evt-dup")
+            kept = await uow.inbox.lock("evt-dup")
         assert kept is not None and kept.body == b'{"n":1}'  # the first delivery's body
 
 
@@ -169,11 +170,11 @@ async def test_two_concurrent_applies_never_name_one_session(postgres_db_url: st
                 )
             )
             await uow.recordings.insert(
-                RecordingRow(
+                Recording(
                     id=str(uuid.uuid4()),
                     meeting_id="race-meeting",
                     type="raw-tracks",
-                    status="recording",
+                    status=RecordingStatus.RECORDING,
                     room_name="race-room",
                     started_at=T0,
                 )
@@ -279,7 +280,7 @@ async def test_a_burst_is_answered_pending_then_applied_once_each(svc: RunningSe
     )
     assert all(r["status"] == "ready" for r in recordings)
     assert len(await callbacks(svc)) == 40
-    writer = svc.app_state.resources.inbox_writer  # type: ignore[attr-defined]
+    writer = svc.app_state.resources.ingest.writer  # type: ignore[attr-defined]
     assert writer.batches < 40
 
 

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from recorder_service.adapters.db.tables import RecordingRow
+from recorder_service.core.models import Recording
+from recorder_service.core.statuses import RecordingStatus
 from recorder_service.errors import DailyError
 from recorder_service.resources import Resources
 from recorder_service.workers.reconciler import reconcile_once
@@ -132,13 +133,10 @@ async def test_stale_start_claims_expire(
         res = resources(svc)
         async with res.db.transaction() as uow:
             await uow.recordings.insert(
-                RecordingRow(
-                    id="claim-1",
-                    meeting_id=MEETING_ID,
-                    type="raw-tracks",
-                    status="starting",
-                    created_at=res.now() - timedelta(seconds=30),
-                )
+                Recording(
+                    id="claim-1", meeting_id=MEETING_ID, type="raw-tracks", status=RecordingStatus.STARTING
+                ),
+                created_at=res.now() - timedelta(seconds=30),
             )
         await reconcile_once(res)
         assert await recordings(svc) == []
@@ -166,16 +164,16 @@ async def test_recordings_stuck_far_past_their_start_are_resolved_with_daily(
         await daily_sim.recording_error(canceled, "worker crashed")
         async with res.db.transaction() as uow:
             await uow.recordings.insert(
-                RecordingRow(
+                Recording(
                     id="stuck-2",
                     meeting_id="other",
                     type="raw-tracks",
-                    status="recording",
+                    status=RecordingStatus.RECORDING,
                     daily_recording_id=canceled,
                     started_at=res.now() - timedelta(hours=1),
                 )
             )
-        expired, resolved = await clean_up_stuck(res.ingest_deps(), res.daily, reconcile_policy(res))
+        expired, resolved = await clean_up_stuck(res.ingest, res.daily, reconcile_policy(res))
         assert (expired, resolved) == (0, 2)
         assert [r["status"] for r in await recordings(svc)] == ["ready"]
         [failed] = await recordings(svc, "other")

@@ -93,7 +93,8 @@ async def test_cloud_start_in_server_mode_uses_the_meeting_uuid(
 async def test_cloud_start_is_refused_in_client_mode(
     db_url: str, daily_sim: DailySim, service_factory: ServiceFactory
 ) -> None:
-    async with service_factory(service_env(db_url, daily_sim.base_url)) as svc:
+    env = service_env(db_url, daily_sim.base_url, RECORDER_CLOUD_START="client")
+    async with service_factory(env) as svc:
         await register(svc)
         r = await start(svc, "cloud")
         assert r.status_code == 400

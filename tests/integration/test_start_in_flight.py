@@ -1,6 +1,6 @@
 """Joiners arriving at one process while a start of the same recording is in flight share its
-answer instead of queueing for the lock one by one (services/starts.py::StartsInFlight), through
-the service with PostgreSQL and the Daily simulator. The rules alone: tests/unit/test_start_in_flight.py."""
+answer instead of queueing for the lock one by one (adapters/single_flight.py, used by services/starts.py),
+through the service with PostgreSQL and the Daily simulator. The rules alone: tests/unit/test_start_in_flight.py."""
 
 from __future__ import annotations
 

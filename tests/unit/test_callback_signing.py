@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from recorder_service.adapters.daily.events import RecordingReady, RecordingReadyEvent, parse_event
+from recorder_service.adapters.daily.events import RecordingReadyEvent, parse_event, ready_from_event
 from recorder_service.core.callbacks import (
     CallbackSigner,
     CallbackTrack,
@@ -24,8 +24,8 @@ from recorder_service.core.callbacks import (
     encode_callback,
     new_message_id,
     raw_tracks_ready_data,
-    sign_callback,
 )
+from recorder_service.core.models import RecordingReady
 from tests.support.paths import DAILY_FIXTURES
 
 SECRET = "whsec_" + base64.b64encode(b"reflector-callback-secret-32byte").decode()
@@ -36,7 +36,7 @@ AT = datetime(2026, 1, 1, 10, 30, 5, tzinfo=UTC)
 def ready_recording(name: str) -> RecordingReady:
     event = parse_event((DAILY_FIXTURES / name).read_bytes())
     assert isinstance(event, RecordingReadyEvent)
-    return RecordingReady.from_event(event)
+    return ready_from_event(event)
 
 
 def now_s() -> int:
@@ -48,7 +48,7 @@ def now_s() -> int:
 
 def test_signed_callback_verifies_with_standardwebhooks() -> None:
     body = b'{"type":"recording.raw_tracks_ready","data":{"x":1}}'
-    headers = sign_callback(SECRET, "msg_abc", now_s(), body)
+    headers = CallbackSigner(SECRET).sign("msg_abc", now_s(), body)
     assert set(headers) == {"webhook-id", "webhook-timestamp", "webhook-signature"}
     assert headers["webhook-id"] == "msg_abc"
     assert Webhook(SECRET).verify(body, headers) == {"type": "recording.raw_tracks_ready", "data": {"x": 1}}
@@ -57,7 +57,7 @@ def test_signed_callback_verifies_with_standardwebhooks() -> None:
 def test_signature_matches_standardwebhooks_exactly() -> None:
     ts = 1767262203
     body = '{"ünïcode": "bödy"}'.encode()
-    headers = sign_callback(SECRET, "msg_1", ts, body)
+    headers = CallbackSigner(SECRET).sign("msg_1", ts, body)
     expected = Webhook(SECRET).sign("msg_1", datetime.fromtimestamp(ts, tz=UTC), body.decode())
     assert headers["webhook-signature"] == expected
     assert headers["webhook-timestamp"] == "1767262203"
@@ -65,29 +65,28 @@ def test_signature_matches_standardwebhooks_exactly() -> None:
 
 
 def test_tampered_body_fails_verification() -> None:
-    headers = sign_callback(SECRET, "msg_abc", now_s(), b'{"a":1}')
+    headers = CallbackSigner(SECRET).sign("msg_abc", now_s(), b'{"a":1}')
     with pytest.raises(WebhookVerificationError):
         Webhook(SECRET).verify(b'{"a":2}', headers)
 
 
 def test_wrong_secret_fails_verification() -> None:
     body = b'{"a":1}'
-    headers = sign_callback(OTHER_SECRET, "msg_abc", now_s(), body)
+    headers = CallbackSigner(OTHER_SECRET).sign("msg_abc", now_s(), body)
     with pytest.raises(WebhookVerificationError):
         Webhook(SECRET).verify(body, headers)
 
 
 def test_message_id_is_part_of_the_signature() -> None:
     body = b'{"a":1}'
-    headers = sign_callback(SECRET, "msg_abc", now_s(), body) | {"webhook-id": "msg_other"}
+    headers = CallbackSigner(SECRET).sign("msg_abc", now_s(), body) | {"webhook-id": "msg_other"}
     with pytest.raises(WebhookVerificationError):
         Webhook(SECRET).verify(body, headers)
 
 
 def test_secret_without_prefix_signs_the_same() -> None:
     bare = SECRET.removeprefix("whsec_")
-    assert sign_callback(bare, "m", 1, b"x") == sign_callback(SECRET, "m", 1, b"x")
-    assert CallbackSigner(SECRET).sign("m", 1, b"x") == sign_callback(SECRET, "m", 1, b"x")
+    assert CallbackSigner(bare).sign("m", 1, b"x") == CallbackSigner(SECRET).sign("m", 1, b"x")
 
 
 @pytest.mark.parametrize("secret", ["", "whsec_", "whsec_***", "whsec_a b"])
@@ -106,7 +105,7 @@ def test_message_ids_are_prefixed_url_safe_and_unique() -> None:
 @given(st.text(max_size=300), st.text(alphabet=st.characters(codec="ascii"), min_size=1, max_size=30))
 def test_any_body_and_id_verify_with_standardwebhooks(text: str, msg_id: str) -> None:
     body = text.encode()
-    headers = sign_callback(SECRET, msg_id, now_s(), body)
+    headers = CallbackSigner(SECRET).sign(msg_id, now_s(), body)
     Webhook(SECRET).verify(body, headers, json_parse=False)
 
 
@@ -225,7 +224,7 @@ def test_explicit_payload_encodes_null_duration() -> None:
 def test_signed_encoded_callback_round_trips_through_standardwebhooks() -> None:
     recording = ready_recording("webhook-recording-ready-raw-tracks.json")
     body = encode_callback(raw_tracks_ready_data(meeting_id="m", bucket="b", recording=recording), AT)
-    headers = sign_callback(SECRET, new_message_id(), now_s(), body)
+    headers = CallbackSigner(SECRET).sign(new_message_id(), now_s(), body)
     payload = Webhook(SECRET).verify(body, headers)
     assert payload["type"] == "recording.raw_tracks_ready"
     assert len(payload["data"]["track_keys"]) == 2

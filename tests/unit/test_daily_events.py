@@ -11,28 +11,28 @@ from hypothesis import strategies as st
 from recorder_service.adapters.daily.events import (
     MAX_RECORDING_DURATION_S,
     DailyRecording,
-    EventParseError,
     MeetingEndedEvent,
     MeetingStartedEvent,
     ParticipantJoinedEvent,
     ParticipantLeftEvent,
     RecordingErrorEvent,
-    RecordingParseError,
-    RecordingReady,
     RecordingReadyEvent,
     RecordingStartedEvent,
     StreamingErrorEvent,
     Track,
     UnknownEvent,
     WaitingParticipantJoinedEvent,
-    audio_track_keys,
     decode_recording,
     decode_recording_list,
     infer_recording_type,
     is_finished,
     is_verification_request,
     parse_event,
+    ready_from_event,
+    ready_from_rest,
 )
+from recorder_service.core.models import RecordingReady
+from recorder_service.errors import EventParseError, RecordingParseError
 from tests.support.paths import DAILY_FIXTURES
 
 EXPECTED_KIND: dict[str, type] = {
@@ -125,7 +125,7 @@ def test_ready_raw_tracks_keeps_tracks_in_daily_order() -> None:
     assert p.tracks is not None
     assert [t.type for t in p.tracks] == ["audio", "video", "audio", "video"]
     assert p.tracks[0].size_bytes == 14382211
-    assert audio_track_keys(p.tracks) == (
+    assert ready_from_event(ready("webhook-recording-ready-raw-tracks.json")).audio_track_keys == (
         "acme-rec/standup-7f3a9c/1767260343118-6f1e2d3c-4b5a-4978-8a6b-5c4d3e2f1a0b-cam-audio-1767260343377",
         "acme-rec/standup-7f3a9c/1767260343118-a9b8c7d6-e5f4-4a3b-9c2d-1e0f9a8b7c6d-cam-audio-1767260401890",
     )
@@ -136,7 +136,7 @@ def test_ready_raw_tracks_with_null_tracks_is_valid() -> None:
     assert event.payload.tracks is None
     assert event.payload.max_participants is None
     assert event.payload.start_ts_s == 1767269950
-    rec = RecordingReady.from_event(event)
+    rec = ready_from_event(event)
     assert rec.recording_type == "raw-tracks"
     assert rec.tracks is None
     assert rec.audio_track_keys == ()
@@ -234,12 +234,12 @@ def test_participant_without_any_room_is_rejected() -> None:
 def test_cloud_audio_only_is_a_cloud_recording_flagged_audio_only() -> None:
     event = parse_event(with_payload("webhook-recording-ready-cloud.json", type="cloud-audio-only"))
     assert isinstance(event, RecordingReadyEvent)
-    rec = RecordingReady.from_event(event)
+    rec = ready_from_event(event)
     assert (rec.recording_type, rec.audio_only) == ("cloud", True)
 
 
 def test_ready_event_normalizes_to_recording_ready() -> None:
-    rec = RecordingReady.from_event(ready("webhook-recording-ready-cloud.json"))
+    rec = ready_from_event(ready("webhook-recording-ready-cloud.json"))
     assert rec == RecordingReady(
         daily_recording_id="9e2f6a41-7c3b-4d18-a5e0-6b8f2d94c1a7",
         room_name="standup-7f3a9c",
@@ -388,7 +388,7 @@ def test_rest_cloud_recording() -> None:
     assert rec.tracks == ()
     assert infer_recording_type(rec) == "cloud"
     assert is_finished(rec)
-    ready_rec = RecordingReady.from_rest(rec)
+    ready_rec = ready_from_rest(rec)
     assert ready_rec == RecordingReady(
         daily_recording_id="9e2f6a41-7c3b-4d18-a5e0-6b8f2d94c1a7",
         room_name="standup-7f3a9c",
@@ -406,8 +406,8 @@ def test_rest_raw_tracks_recording_matches_the_webhook() -> None:
     rec = decode_recording(fixture_bytes("rest-get-recording-raw-tracks.json"))
     assert rec.s3_key is None
     assert infer_recording_type(rec) == "raw-tracks"
-    from_rest = RecordingReady.from_rest(rec)
-    from_hook = RecordingReady.from_event(ready("webhook-recording-ready-raw-tracks.json"))
+    from_rest = ready_from_rest(rec)
+    from_hook = ready_from_event(ready("webhook-recording-ready-raw-tracks.json"))
     assert from_rest is not None
     assert from_rest.tracks == from_hook.tracks
     assert from_rest.audio_track_keys == from_hook.audio_track_keys
@@ -433,7 +433,7 @@ def test_rest_recording_list_fixture() -> None:
     ]
     assert page.recordings[0].duration is None
     assert page.recordings[3].mtg_session_id is None
-    assert RecordingReady.from_rest(page.recordings[4]) is None
+    assert ready_from_rest(page.recordings[4]) is None
 
 
 def _rest_recording(**fields: Any) -> DailyRecording:
@@ -462,7 +462,7 @@ def test_rest_recording_without_key_or_tracks_has_no_type() -> None:
 def test_rest_recording_with_only_video_tracks_is_raw_tracks_without_audio() -> None:
     rec = _rest_recording(tracks=[{"type": "video", "s3Key": "k-cam-video", "size": 10}])
     assert infer_recording_type(rec) == "raw-tracks"
-    normalized = RecordingReady.from_rest(rec)
+    normalized = ready_from_rest(rec)
     assert normalized is not None
     assert normalized.audio_track_keys == ()
 

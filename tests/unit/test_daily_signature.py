@@ -8,7 +8,7 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from recorder_service.core.daily_signature import DailyWebhookVerifier, verify_daily_signature
+from recorder_service.core.daily_signature import DailyWebhookVerifier
 from tests.support.daily_signing import daily_headers, sign_daily
 from tests.support.paths import DAILY_FIXTURES
 
@@ -23,12 +23,12 @@ OTHER_SECRET = base64.b64encode(b"another-secret-of-some-length-32").decode()
 
 def test_fixture_example_verifies() -> None:
     assert EXAMPLE["expected_valid"] is True
-    assert verify_daily_signature([SECRET], TIMESTAMP, SIGNATURE, BODY)
+    assert DailyWebhookVerifier([SECRET]).verify(TIMESTAMP, SIGNATURE, BODY)
 
 
 def test_fixture_tampered_body_fails() -> None:
     assert EXAMPLE["tampered_expected_valid"] is False
-    assert not verify_daily_signature([SECRET], TIMESTAMP, SIGNATURE, TAMPERED)
+    assert not DailyWebhookVerifier([SECRET]).verify(TIMESTAMP, SIGNATURE, TAMPERED)
 
 
 def test_support_signer_reproduces_the_fixture_signature() -> None:
@@ -40,9 +40,9 @@ def test_support_signer_reproduces_the_fixture_signature() -> None:
 
 
 def test_any_configured_secret_may_verify() -> None:
-    assert verify_daily_signature([OTHER_SECRET, SECRET], TIMESTAMP, SIGNATURE, BODY)
-    assert verify_daily_signature([SECRET, OTHER_SECRET], TIMESTAMP, SIGNATURE, BODY)
-    assert not verify_daily_signature([OTHER_SECRET], TIMESTAMP, SIGNATURE, BODY)
+    assert DailyWebhookVerifier([OTHER_SECRET, SECRET]).verify(TIMESTAMP, SIGNATURE, BODY)
+    assert DailyWebhookVerifier([SECRET, OTHER_SECRET]).verify(TIMESTAMP, SIGNATURE, BODY)
+    assert not DailyWebhookVerifier([OTHER_SECRET]).verify(TIMESTAMP, SIGNATURE, BODY)
 
 
 def test_verifier_object_reuses_decoded_secrets() -> None:
@@ -52,8 +52,8 @@ def test_verifier_object_reuses_decoded_secrets() -> None:
 
 
 def test_timestamp_is_part_of_the_signed_message() -> None:
-    assert not verify_daily_signature([SECRET], str(int(TIMESTAMP) + 1), SIGNATURE, BODY)
-    assert not verify_daily_signature([SECRET], TIMESTAMP + " ", SIGNATURE, BODY)
+    assert not DailyWebhookVerifier([SECRET]).verify(str(int(TIMESTAMP) + 1), SIGNATURE, BODY)
+    assert not DailyWebhookVerifier([SECRET]).verify(TIMESTAMP + " ", SIGNATURE, BODY)
 
 
 @pytest.mark.parametrize(
@@ -74,18 +74,18 @@ def test_timestamp_is_part_of_the_signed_message() -> None:
     ],
 )
 def test_missing_or_malformed_headers_are_rejected(timestamp: str | None, signature: str | None) -> None:
-    assert not verify_daily_signature([SECRET], timestamp, signature, BODY)
+    assert not DailyWebhookVerifier([SECRET]).verify(timestamp, signature, BODY)
 
 
 def test_surrounding_whitespace_in_the_signature_header_is_tolerated() -> None:
-    assert verify_daily_signature([SECRET], TIMESTAMP, f" {SIGNATURE}\n", BODY)
+    assert DailyWebhookVerifier([SECRET]).verify(TIMESTAMP, f" {SIGNATURE}\n", BODY)
 
 
 def test_unpadded_secret_is_accepted() -> None:
     unpadded = base64.b64encode(b"0123456789abcdefghij").decode().rstrip("=")
     assert unpadded != base64.b64encode(b"0123456789abcdefghij").decode()
     signature = sign_daily(base64.b64encode(b"0123456789abcdefghij").decode(), TIMESTAMP, BODY)
-    assert verify_daily_signature([unpadded], TIMESTAMP, signature, BODY)
+    assert DailyWebhookVerifier([unpadded]).verify(TIMESTAMP, signature, BODY)
 
 
 @pytest.mark.parametrize("secrets", [[], ["not*base64"], [""], [SECRET, "%%%"]])

@@ -10,16 +10,17 @@ from typing import Any
 import pytest
 
 from recorder_service.adapters.daily.events import (
-    EventParseError,
     ParticipantJoinedEvent,
     ParticipantLeftEvent,
-    RecordingReady,
     RecordingReadyEvent,
     decode_recording_list,
     infer_recording_type,
     is_finished,
     parse_event,
+    ready_from_event,
+    ready_from_rest,
 )
+from recorder_service.errors import EventParseError
 from tests.support.paths import REFLECTOR_FIXTURES
 
 
@@ -82,7 +83,7 @@ def test_daily_docs_cloud_example_lacks_type_and_is_kept_as_unparseable() -> Non
     data["payload"]["type"] = "cloud"
     event = parse_event(json.dumps(data).encode())
     assert isinstance(event, RecordingReadyEvent)
-    ready = RecordingReady.from_event(event)
+    ready = ready_from_event(event)
     assert ready.recording_type == "cloud"
     # Daily's cloud keys have no extension (docs/daily-api.md §2): playback must set the type.
     assert ready.s3_key == "api-test-1j8fizhzd30c/Xcm97xRZ08b2dePKb78g/1692124183028"
@@ -103,14 +104,14 @@ def test_captured_raw_tracks_payload_gives_audio_keys_in_daily_order() -> None:
     )
     event = parse_event(body)
     assert isinstance(event, RecordingReadyEvent)
-    ready = RecordingReady.from_event(event)
+    ready = ready_from_event(event)
     assert ready.recording_type == "raw-tracks"
     assert ready.audio_track_keys == (
         "monadical/daily-20251020193458/1760988935484-52f7f48b-fbab-431f-9a50-87b9abfc8255-cam-audio-1760988935922",
         "monadical/daily-20251020193458/1760988935484-a37c35e3-6f8e-4274-a482-e9d0f102a732-cam-audio-1760988943823",
     )
     assert ready.tracks is not None
-    assert [(t.type, t.size_bytes) for t in ready.tracks] == [
+    assert [(t.type, t.size) for t in ready.tracks] == [
         ("audio", 831843),
         ("audio", 408438),
         ("video", 30000000),
@@ -123,9 +124,7 @@ def test_sketched_raw_tracks_payload_keeps_keys_as_given() -> None:
     body = ready_envelope(payload, type="raw-tracks", start_ts=1760038000, duration=5, s3_key="monadical/x")
     event = parse_event(body)
     assert isinstance(event, RecordingReadyEvent)
-    assert RecordingReady.from_event(event).audio_track_keys == (
-        "monadical/test2-.../uuid-cam-audio-123.webm",
-    )
+    assert ready_from_event(event).audio_track_keys == ("monadical/test2-.../uuid-cam-audio-123.webm",)
 
 
 def test_production_recording_list_reads_as_finished_raw_tracks() -> None:
@@ -137,7 +136,7 @@ def test_production_recording_list_reads_as_finished_raw_tracks() -> None:
     assert page.last_id == data[-1]["id"]
     assert [r.id for r in page.recordings] == [d["id"] for d in data]
     assert all(infer_recording_type(r) == "raw-tracks" and is_finished(r) for r in page.recordings)
-    readies = [RecordingReady.from_rest(r) for r in page.recordings]
+    readies = [ready_from_rest(r) for r in page.recordings]
     assert all(r is not None and r.s3_key is None for r in readies)
     assert [r.audio_track_keys for r in readies if r is not None] == [
         tuple(t["s3Key"] for t in d["tracks"] if t["type"] == "audio") for d in data

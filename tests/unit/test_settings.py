@@ -22,7 +22,7 @@ def test_defaults_match_the_contract() -> None:
     assert s.daily_api_url == "https://api.daily.co/v1"
     assert s.s3_region == "us-east-1"
     assert s.presign_ttl_seconds == 3600
-    assert s.cloud_start == "client"
+    assert s.cloud_start == "server"
     assert s.background is True
     assert s.reconcile_interval_seconds == 300
     assert s.rate_limit_per_minute == 600

@@ -1,6 +1,7 @@
 """Joiners arriving at one process while a start of the same recording is in flight share its
-answer instead of queueing for the lock one by one (services/starts.py::StartsInFlight): the
-rules alone, no server. tests/integration/test_start_in_flight.py runs them through the service."""
+answer instead of queueing for the lock one by one (adapters/single_flight.py, used by
+services/starts.py): the rules alone, no server. tests/integration/test_start_in_flight.py runs
+them through the service."""
 
 from __future__ import annotations
 
@@ -8,14 +9,15 @@ import asyncio
 
 import pytest
 
+from recorder_service.adapters.single_flight import SingleFlight
 from recorder_service.errors import DailyError, RoomNotHosting, StorageUnavailable
-from recorder_service.services.starts import StartOutcome, StartsInFlight, _shared_answer
+from recorder_service.services.starts import StartOutcome, _shared_answer
 
 KEY = "start:m-1:raw-tracks"
 STARTED = StartOutcome("started", "raw-tracks", "instance-1", "m-1")
 
 
-async def _follower(flights: StartsInFlight) -> asyncio.Task[StartOutcome | None]:
+async def _follower(flights: SingleFlight[StartOutcome]) -> asyncio.Task[StartOutcome | None]:
     flight = flights.current(KEY)
     assert flight is not None
     task = asyncio.create_task(_shared_answer(flight))
@@ -24,7 +26,7 @@ async def _follower(flights: StartsInFlight) -> asyncio.Task[StartOutcome | None
 
 
 async def _follower_of_failed_start(
-    flights: StartsInFlight, error: Exception
+    flights: SingleFlight[StartOutcome], error: Exception
 ) -> asyncio.Task[StartOutcome | None]:
     """A caller that joined a start which then failed with `error`."""
     follower = None
@@ -39,7 +41,7 @@ async def _follower_of_failed_start(
 
 
 async def test_a_running_recording_is_already_active_for_the_joiners() -> None:
-    flights = StartsInFlight()
+    flights = SingleFlight[StartOutcome]()
     with flights.leading(KEY) as flight:
         follower = await _follower(flights)
         flight.set_result(STARTED)
@@ -52,7 +54,7 @@ async def test_a_running_recording_is_already_active_for_the_joiners() -> None:
     [RoomNotHosting("not hosting yet", retry_after_s=3), DailyError("Daily failed", status_code=503)],
 )
 async def test_daily_refusals_are_shared(error: Exception) -> None:
-    follower = await _follower_of_failed_start(StartsInFlight(), error)
+    follower = await _follower_of_failed_start(SingleFlight[StartOutcome](), error)
     with pytest.raises(type(error)) as shared:
         await follower
     assert str(shared.value) == str(error)
@@ -63,7 +65,7 @@ async def test_daily_refusals_are_shared(error: Exception) -> None:
 
 
 async def test_our_own_failures_and_cancellations_send_joiners_to_try_themselves() -> None:
-    flights = StartsInFlight()
+    flights = SingleFlight[StartOutcome]()
     follower = await _follower_of_failed_start(flights, StorageUnavailable("database unavailable"))
     assert await follower is None
 

@@ -245,6 +245,3 @@ class DailyClient:
         )
         raw = await self._request("update_webhook", "POST", f"webhooks/{uuid}", json=body, retry=False)
         return _webhook_decoder.decode(raw)
-
-    async def delete_webhook(self, uuid: str) -> None:
-        await self._request("delete_webhook", "DELETE", f"webhooks/{uuid}")

@@ -16,7 +16,9 @@ from typing import Annotated, Literal, TypeAlias, get_args
 
 import msgspec
 
-from recorder_service.errors import RecorderError
+from recorder_service.core.models import RecordingReady, RecordingType
+from recorder_service.core.models import Track as CoreTrack
+from recorder_service.errors import EventParseError, RecordingParseError
 
 # Daily documents recordings of up to three hours; a week is far beyond anything real.
 MAX_RECORDING_DURATION_S = 7 * 24 * 3600
@@ -26,21 +28,6 @@ NonBlank = Annotated[str, msgspec.Meta(min_length=1, pattern=r"\S")]
 UnixSeconds = Annotated[float, msgspec.Meta(ge=0, le=4_102_444_800)]
 RecordingDuration = Annotated[float, msgspec.Meta(ge=0, le=MAX_RECORDING_DURATION_S)]
 ReadyType = Literal["cloud", "cloud-audio-only", "raw-tracks"]
-RecordingType = Literal["cloud", "raw-tracks"]
-
-
-class DailyParseError(RecorderError):
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
-class EventParseError(DailyParseError):
-    """A webhook body that is not a valid Daily event; the caller keeps it as unparseable."""
-
-
-class RecordingParseError(DailyParseError):
-    """A `GET /recordings[/:id]` response that does not match the documented shape."""
 
 
 def whole_seconds(value: float) -> int:
@@ -57,11 +44,6 @@ class Track(msgspec.Struct, frozen=True, kw_only=True):
     @property
     def size_bytes(self) -> int | None:
         return None if self.size is None else math.floor(self.size)
-
-
-def audio_track_keys(tracks: tuple[Track, ...] | None) -> tuple[str, ...]:
-    """Audio track keys in Daily's order (the order the callback contract promises)."""
-    return tuple(t.s3_key for t in tracks or () if t.type == "audio")
 
 
 # ---------------------------------------------------------------------------------------------- payloads
@@ -452,8 +434,48 @@ def is_finished(rec: DailyRecording) -> bool:
 # ----------------------------------------------------------------------------------- normalized value
 
 
-class RecordingReady(msgspec.Struct, frozen=True, kw_only=True):
-    """A finished Daily recording, whether a webhook or the REST API told us."""
+def _tracks(tracks: tuple[Track, ...] | None) -> tuple[CoreTrack, ...] | None:
+    if tracks is None:
+        return None
+    return tuple(CoreTrack(t.type, t.s3_key, t.size_bytes) for t in tracks)
+
+
+def ready_from_event(event: RecordingReadyEvent) -> RecordingReady:
+    p = event.payload
+    return RecordingReady(
+        daily_recording_id=p.recording_id,
+        room_name=p.room_name,
+        recording_type="raw-tracks" if p.recording_type == "raw-tracks" else "cloud",
+        audio_only=p.recording_type == "cloud-audio-only",
+        start_ts=p.start_ts_s,
+        duration=p.duration_s,
+        s3_key=p.s3_key,
+        tracks=_tracks(p.tracks),
+    )
+
+
+def ready_from_rest(rec: DailyRecording) -> RecordingReady | None:
+    """None when the type cannot be inferred (failed or incomplete recording)."""
+    recording_type = infer_recording_type(rec)
+    if recording_type is None:
+        return None
+    return RecordingReady(
+        daily_recording_id=rec.id,
+        room_name=rec.room_name,
+        recording_type=recording_type,
+        # The REST API cannot tell cloud-audio-only from cloud.
+        audio_only=False,
+        start_ts=rec.start_ts_s,
+        duration=rec.duration_s,
+        s3_key=rec.s3_key,
+        tracks=_tracks(rec.tracks),
+        mtg_session_id=rec.mtg_session_id,
+    )
+
+
+class _LegacyFoundRecording(msgspec.Struct, frozen=True, kw_only=True):
+    """How the reconciler stored a found recording before tracks became core values (Daily's own
+    track shape): such rows may still wait in an inbox across an upgrade."""
 
     daily_recording_id: str
     room_name: str
@@ -461,44 +483,16 @@ class RecordingReady(msgspec.Struct, frozen=True, kw_only=True):
     audio_only: bool
     start_ts: int
     duration: int | None
-    # Cloud: the object key. Raw-tracks: the key prefix (webhook) or absent (REST).
     s3_key: str | None
     tracks: tuple[Track, ...] | None
     mtg_session_id: str | None = None
 
-    @property
-    def audio_track_keys(self) -> tuple[str, ...]:
-        return audio_track_keys(self.tracks)
 
-    @classmethod
-    def from_event(cls, event: RecordingReadyEvent) -> RecordingReady:
-        p = event.payload
-        return cls(
-            daily_recording_id=p.recording_id,
-            room_name=p.room_name,
-            recording_type="raw-tracks" if p.recording_type == "raw-tracks" else "cloud",
-            audio_only=p.recording_type == "cloud-audio-only",
-            start_ts=p.start_ts_s,
-            duration=p.duration_s,
-            s3_key=p.s3_key,
-            tracks=p.tracks,
-        )
-
-    @classmethod
-    def from_rest(cls, rec: DailyRecording) -> RecordingReady | None:
-        """None when the type cannot be inferred (failed or incomplete recording)."""
-        recording_type = infer_recording_type(rec)
-        if recording_type is None:
-            return None
-        return cls(
-            daily_recording_id=rec.id,
-            room_name=rec.room_name,
-            recording_type=recording_type,
-            # The REST API cannot tell cloud-audio-only from cloud.
-            audio_only=False,
-            start_ts=rec.start_ts_s,
-            duration=rec.duration_s,
-            s3_key=rec.s3_key,
-            tracks=rec.tracks,
-            mtg_session_id=rec.mtg_session_id,
-        )
+def decode_found_recording(body: bytes) -> RecordingReady:
+    """A recording the reconciler stored in the inbox (msgspec-encoded RecordingReady)."""
+    try:
+        return msgspec.json.decode(body, type=RecordingReady)
+    except msgspec.ValidationError:
+        legacy = msgspec.json.decode(body, type=_LegacyFoundRecording)
+        fields = {name: getattr(legacy, name) for name in legacy.__struct_fields__}
+        return RecordingReady(**fields | {"tracks": _tracks(legacy.tracks)})

@@ -1,4 +1,4 @@
-"""SQLModel tables. Only adapters/db imports these; the API answers with Structs."""
+"""SQLModel tables. Only adapters/db imports these: repositories answer with core values."""
 
 from __future__ import annotations
 
@@ -8,12 +8,10 @@ from sqlalchemy import JSON, Column, Index, LargeBinary, String, Text, UniqueCon
 from sqlmodel import Field, SQLModel
 
 from recorder_service.adapters.db.types import UTCDateTime, utcnow
+from recorder_service.core.statuses import ACTIVE_STATUSES, CallbackState, InboxState, RecordingStatus
 
-# Statuses in which a recording session of (meeting, type) counts as running. "finishing"
-# (internal; the API shows it as "recording") is a session Daily has ended, e.g. because
-# everyone left, whose ready-to-download has not arrived yet: the next start begins anew.
-ACTIVE_STATUSES = ("starting", "recording")
-_ACTIVE_WHERE = text("status IN ('starting', 'recording')")
+# The running session of (meeting, type): at most one (core/statuses.py says which are running).
+_ACTIVE_WHERE = text("status IN ({})".format(", ".join(f"'{s.value}'" for s in ACTIVE_STATUSES)))
 
 
 def _ts(nullable: bool = False, index: bool = False) -> Column:  # type: ignore[type-arg]
@@ -55,7 +53,7 @@ class RecordingRow(SQLModel, table=True):
     type: str = Field(sa_column=Column(String(16), nullable=False))
     audio_only: bool = Field(default=False)
     instance_id: str | None = Field(default=None, sa_column=Column(String(36), nullable=True))
-    status: str = Field(sa_column=Column(String(16), nullable=False))
+    status: RecordingStatus = Field(sa_column=Column(String(16), nullable=False))
     daily_recording_id: str | None = Field(
         default=None, sa_column=Column(String(64), nullable=True, unique=True)
     )
@@ -79,8 +77,7 @@ class InboxEventRow(SQLModel, table=True):
     # Daily's event id; for bodies without one, "sha256:<hex of body>".
     id: str = Field(sa_column=Column(String(255), primary_key=True))
     event_type: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
-    # pending | applied | orphan | ignored | unparseable | failed
-    state: str = Field(sa_column=Column(String(16), nullable=False, index=True))
+    state: InboxState = Field(sa_column=Column(String(16), nullable=False, index=True))
     body: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     source: str = Field(default="webhook", sa_column=Column(String(16), nullable=False))
     room_name: str | None = Field(default=None, sa_column=Column(String(255), nullable=True, index=True))
@@ -108,8 +105,7 @@ class CallbackRow(SQLModel, table=True):
     meeting_id: str = Field(sa_column=Column(String(128), nullable=False, index=True))
     recording_id: str = Field(sa_column=Column(String(36), nullable=False))
     body: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
-    # pending | delivered | dead
-    state: str = Field(sa_column=Column(String(16), nullable=False))
+    state: CallbackState = Field(sa_column=Column(String(16), nullable=False))
     attempts: int = Field(default=0)
     next_attempt_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
     lease_until: datetime | None = Field(default=None, sa_column=_ts(nullable=True))

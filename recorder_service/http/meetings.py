@@ -1,17 +1,21 @@
-"""Internal endpoints for Reflector's backend (bearer auth)."""
+"""/v1/meetings/{meeting_id}/...: the meeting resource, for its two audiences. Anonymous
+browsers start recordings and follow the playback redirect (rate-limited per client);
+Reflector's backend registers meetings and reads their recordings (bearer key)."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from litestar import Controller, Response, get, put
+from litestar import Controller, HttpMethod, Response, get, post, put, route
 from litestar.params import JSONBody, QueryParameter
+from litestar.response import Redirect
 
 from recorder_service.core.models import Meeting
 from recorder_service.errors import InvalidInput
 from recorder_service.http.guards import (
     MEETING_ID,
     AnyRequest,
+    rate_limit,
     require_internal_key,
     resources_of,
     valid_meeting_id,
@@ -22,6 +26,8 @@ from recorder_service.http.schemas import (
     MeetingIdPath,
     MeetingPut,
     MeetingRecordings,
+    StartRequest,
+    StartResponse,
     as_utc,
     meeting_recordings,
 )
@@ -33,6 +39,54 @@ from recorder_service.services.meetings import (
     meeting_with_recordings,
     register_meeting,
 )
+from recorder_service.services.playback import playback_url
+from recorder_service.services.starts import start_recording
+
+
+class StartController(Controller):
+    path = "/v1/meetings/{meeting_id:str}"
+    guards = [valid_meeting_id, rate_limit]
+    tags = ["public"]
+
+    @post("/recordings/start", status_code=200, summary="Start a recording at join time (idempotent)")
+    async def start(
+        self, request: AnyRequest, meeting_id: MeetingIdPath, data: JSONBody[StartRequest]
+    ) -> StartResponse:
+        outcome = await start_recording(resources_of(request).starts, meeting_id, data.type)
+        return StartResponse(
+            status=outcome.status,
+            type=outcome.type,
+            instanceId=outcome.instance_id,
+            meeting_id=outcome.meeting_id,
+        )
+
+
+class PlaybackController(Controller):
+    path = "/v1/meetings/{meeting_id:str}/cloud-recording"
+    guards = [valid_meeting_id, rate_limit]
+    tags = ["public"]
+
+    @route(
+        "/",
+        http_method=[HttpMethod.GET, HttpMethod.HEAD],
+        status_code=307,
+        summary="Redirect to the latest ready cloud recording (presigned S3 URL)",
+    )
+    async def redirect(
+        self,
+        request: AnyRequest,
+        meeting_id: MeetingIdPath,
+        recording_id: Annotated[
+            str | None, QueryParameter(description="our recording id or Daily's recording id")
+        ] = None,
+    ) -> Redirect:
+        res = resources_of(request)
+        link = await playback_url(
+            res.db, res.storage, meeting_id, recording_id, ttl_s=res.settings.presign_ttl_seconds
+        )
+        # The redirect must not be cached longer than the URL it points to stays valid.
+        max_age = max(0, min(300, link.ttl_s - 60))
+        return Redirect(link.url, status_code=307, headers={"Cache-Control": f"private, max-age={max_age}"})
 
 
 async def _meeting_body(res: Resources, meeting_id: MeetingIdPath) -> MeetingRecordings:
@@ -60,7 +114,7 @@ class MeetingsController(Controller):
         )
         created = await register_meeting(res.db, meeting)
         # Events that arrived before the meeting was registered can be applied now.
-        await apply_pending(res.ingest_deps(), room_name=meeting.room_name)
+        await apply_pending(res.ingest, room_name=meeting.room_name)
         return Response(await _meeting_body(res, meeting_id), status_code=201 if created else 200)
 
     @get("/meetings/{meeting_id:str}/recordings", summary="A meeting's recordings and availability")

@@ -20,7 +20,6 @@ from recorder_service.adapters.daily.events import (
     ready_from_event,
     ready_from_rest,
 )
-from recorder_service.errors import EventParseError
 from tests.support.paths import REFLECTOR_FIXTURES
 
 
@@ -71,23 +70,26 @@ def test_participant_left_keeps_its_float_duration() -> None:
     assert event.payload.duration == pytest.approx(11.419000148773193)
 
 
-def test_daily_docs_cloud_example_lacks_type_and_is_kept_as_unparseable() -> None:
+def test_daily_docs_cloud_example_lacks_type_and_is_read_as_cloud() -> None:
     # Daily's published example of recording.ready-to-download has no payload.type, which the
-    # same page lists as a field (Reflector's own model would refuse it too). The service keeps
-    # such a body as unparseable (answered 200, contract §6); the reconciler, which infers the
-    # type from Daily's recording list, is what would find the recording.
-    body = sample_bytes("recording.ready-to-download.cloud.json")
-    with pytest.raises(EventParseError, match="type"):
-        parse_event(body)
-    data = sample_json("recording.ready-to-download.cloud.json")
-    data["payload"]["type"] = "cloud"
-    event = parse_event(json.dumps(data).encode())
+    # same page lists as a field. Without tracks it is a cloud recording, as the recording list
+    # (which never carries a type) is read; applied from the webhook, not left to the reconciler.
+    event = parse_event(sample_bytes("recording.ready-to-download.cloud.json"))
     assert isinstance(event, RecordingReadyEvent)
+    assert event.payload.declared_type is None
     ready = ready_from_event(event)
-    assert ready.recording_type == "cloud"
+    assert (ready.recording_type, ready.audio_only) == ("cloud", False)
     # Daily's cloud keys have no extension (docs/daily-api.md §2): playback must set the type.
     assert ready.s3_key == "api-test-1j8fizhzd30c/Xcm97xRZ08b2dePKb78g/1692124183028"
     assert (ready.start_ts, ready.duration) == (1692124183, 9)
+
+
+def test_a_ready_event_without_type_but_with_tracks_is_raw_tracks() -> None:
+    data = sample_json("recording.ready-to-download.cloud.json")
+    data["payload"]["tracks"] = [{"type": "audio", "s3Key": "k/audio-1", "size": 10}]
+    event = parse_event(json.dumps(data).encode())
+    assert isinstance(event, RecordingReadyEvent)
+    assert ready_from_event(event).recording_type == "raw-tracks"
 
 
 def test_captured_raw_tracks_payload_gives_audio_keys_in_daily_order() -> None:

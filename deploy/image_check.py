@@ -42,7 +42,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
-import boto3
+import aioboto3
 import httpx
 import psycopg
 import redis
@@ -587,14 +587,14 @@ async def flow(stack: Stack, t: Timeline) -> None:
         require(not stack.receiver.rejected, f"receiver rejected signatures: {stack.receiver.rejected}")
         data = event["data"]
         require(data["bucket"] == stack.bucket and data["track_keys"], f"callback data {data}")
-        s3 = boto3.client(
-            "s3",
-            endpoint_url=stack.s3,
-            region_name="us-east-1",
+        session = aioboto3.Session(
             aws_access_key_id=stack.env["AWS_ACCESS_KEY_ID"],
             aws_secret_access_key=stack.env["AWS_SECRET_ACCESS_KEY"],
+            region_name="us-east-1",
         )
-        sizes = [s3.head_object(Bucket=stack.bucket, Key=key)["ContentLength"] for key in data["track_keys"]]
+        async with session.client("s3", endpoint_url=stack.s3) as s3:
+            heads = [await s3.head_object(Bucket=stack.bucket, Key=key) for key in data["track_keys"]]
+        sizes = [head["ContentLength"] for head in heads]
         require(all(sizes), f"empty track objects in S3: {sizes}")
         return f"worker delivered a verified recording.raw_tracks_ready: {len(data['track_keys'])} audio tracks in S3"
 

@@ -42,11 +42,27 @@ import compileall, sys; d = migrations_dir(); print(d); \
 sys.exit(not (d.parent.parent.name == 'site-packages' and compileall.compile_dir(d, quiet=1)))" \
  && /opt/venv/bin/recorder-service --help > /dev/null
 
+# Drop what the service never loads (deploy/README.md, "Image size"): faker and polyfactory
+# (Litestar's OpenAPI example generator; app.py leaves create_examples off), botocore's models
+# of every AWS service but S3 and the credential chain's STS/SSO (the top-level endpoint,
+# partition, retry and defaults files stay), test suites and type stubs. Then make sure an S3
+# and an STS client still load.
+RUN uv pip uninstall --python /opt/venv/bin/python faker polyfactory \
+ && cd /opt/venv/lib/python3.11/site-packages \
+ && find botocore/data -mindepth 1 -maxdepth 1 -type d \
+      ! -name s3 ! -name sts ! -name sso ! -name sso-oidc -exec rm -rf {} + \
+ && find . -depth -type d -name tests -exec rm -rf {} + \
+ && find . -name '*.pyi' -delete \
+ && cd / \
+ && /opt/venv/bin/python -I -c "import botocore.session as b; s = b.get_session(); \
+[s.create_client(n, region_name='us-east-1') for n in ('s3', 'sts', 'sso', 'sso-oidc')]"
+
 # --- runtime: slim, no compilers, no uv, non-root ------------------------------------
 FROM ${PYTHON_IMAGE} AS runtime
 
 # tini (Debian package, /usr/bin/tini) is PID 1: forwards SIGTERM to the service so
-# uvicorn drains, and reaps zombies.
+# uvicorn drains, and reaps zombies. uvicorn re-raises SIGTERM once it has drained, so the
+# service ends "killed by SIGTERM" (143); `-e 143` reports that orderly stop as exit 0.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends tini \
  && rm -rf /var/lib/apt/lists/*
@@ -78,5 +94,5 @@ EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
   CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=4)"]
 
-ENTRYPOINT ["/usr/bin/tini", "--"]
+ENTRYPOINT ["/usr/bin/tini", "-e", "143", "--"]
 CMD ["recorder-service", "serve", "--host", "0.0.0.0", "--port", "8000"]

@@ -30,6 +30,10 @@ def build_parser() -> argparse.ArgumentParser:
     sim = sub.add_parser("simulate-daily", help="run the Daily.co API simulator (tests and demos)")
     sim.add_argument("--host", default="127.0.0.1")
     sim.add_argument("--port", type=int, default=8900)
+    sim.add_argument(
+        "--s3-endpoint-url", help="write finished recordings to this S3-compatible store (needs --s3-bucket)"
+    )
+    sim.add_argument("--s3-bucket", help="bucket for finished recordings, as Daily's custom bucket")
 
     demo = sub.add_parser("demo", help="play one meeting through the whole service on embedded defaults")
     demo.add_argument("--keep-running", action="store_true", help="leave the service up afterwards")

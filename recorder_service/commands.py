@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import logging
 import sys
 from collections.abc import Mapping
@@ -93,15 +94,28 @@ async def dispatch(args: argparse.Namespace, env: Mapping[str, str]) -> int:
         init_telemetry(env)  # the worker's resources use the process's (global) telemetry
         return await run_worker(settings)
     if args.command == "demo":
+        if importlib.util.find_spec("moto") is None:  # a development dependency, not in the image
+            print(
+                "recorder-service: the demo needs the development dependencies (moto): "
+                "run `uv run recorder-service demo` in a checkout of the repository",
+                file=sys.stderr,
+            )
+            return 1
         from recorder_service.tools.demo import play
 
         return await play(sys.stdout, keep_running=args.keep_running)
     if args.command == "simulate-daily":
         from recorder_service.tools.simulator import SimulatorConfig, run_simulator
 
-        await run_simulator(
-            args.host, args.port, SimulatorConfig(api_key=env.get("RECORDER_DAILY_API_KEY") or None)
+        if (args.s3_endpoint_url is None) != (args.s3_bucket is None):
+            print("recorder-service: --s3-endpoint-url and --s3-bucket go together", file=sys.stderr)
+            return 2
+        config = SimulatorConfig(
+            api_key=env.get("RECORDER_DAILY_API_KEY") or None,
+            s3_endpoint_url=args.s3_endpoint_url,
+            s3_bucket=args.s3_bucket,
         )
+        await run_simulator(args.host, args.port, config)
         return 0
     if args.command == "daily":
         from recorder_service.adapters.daily.client import DailyClient

@@ -42,3 +42,17 @@ def test_demo_plays_a_meeting_end_to_end(tmp_path: object) -> None:
     assert "Demo succeeded." in out
     assert "X-Amz-Signature" not in out + result.stderr  # presigned URLs are never printed
     print(f"demo took {elapsed:.1f} s")
+
+
+def test_demo_without_moto_refuses_in_one_line() -> None:
+    """The image has no development dependencies: the demo says where to run it instead."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RECORDER_", "AWS_"))}
+    hide_moto = "import sys; sys.modules['moto'] = None; from recorder_service.cli import main; sys.exit(main(['demo']))"
+    result = subprocess.run(
+        [sys.executable, "-c", hide_moto], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 1
+    assert result.stdout == ""
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("recorder-service: the demo needs the development dependencies (moto)")
+    assert "checkout" in line

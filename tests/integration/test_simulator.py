@@ -8,6 +8,8 @@ import hashlib
 import hmac
 import json
 import re
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -465,3 +467,17 @@ async def test_finished_recordings_are_written_to_the_bucket_before_ready(
                 assert head["ContentLength"] == track["size"]
     finally:
         moto.stop()
+
+
+def test_cli_needs_the_bucket_and_its_endpoint_together() -> None:
+    """`simulate-daily --s3-endpoint-url U --s3-bucket B` writes recordings like Daily's custom
+    bucket (deploy/image_check.py runs it so); one without the other is refused."""
+    result = subprocess.run(
+        [sys.executable, "-m", "recorder_service.cli", "simulate-daily", "--s3-bucket", "recordings"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "--s3-endpoint-url and --s3-bucket go together" in result.stderr

@@ -315,6 +315,57 @@ def test_compose_orders_startup_on_migration_and_healthy_backends(compose: dict[
     assert f"{APP_PORT}:{APP_PORT}" in app["ports"]
 
 
+# The compose-spec JSON schema as vendored (with its source and licence) by check-jsonschema, a
+# development dependency: validation is offline. `docker compose config` needs an engine, and
+# podman-compose's `config` only normalises the file (it passes a misspelt key through).
+COMPOSE_SCHEMA = "vendor.compose-spec"
+
+
+def run_compose_schema(path: Path) -> subprocess.CompletedProcess[str]:
+    cmd = [sys.executable, "-m", "check_jsonschema", "--builtin-schema", COMPOSE_SCHEMA, str(path)]
+    return subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=60)
+
+
+def test_compose_file_validates_against_the_compose_spec() -> None:
+    result = run_compose_schema(COMPOSE)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_compose_schema_rejects_a_misspelt_key(tmp_path: Path) -> None:
+    bad = tmp_path / "docker-compose.yml"
+    bad.write_text(COMPOSE.read_text().replace("restart: unless-stopped", "restrat: unless-stopped", 1))
+    result = run_compose_schema(bad)
+    assert result.returncode != 0
+    assert "restrat" in result.stdout
+
+
+def test_compose_builds_this_dockerfile_and_publishes_the_ports_its_commands_listen_on(
+    compose: dict[str, Any], dockerfile: list[Instruction]
+) -> None:
+    services = our_services(compose)
+    exposed = int(only(final_stage(dockerfile), "EXPOSE").value)
+    listening: dict[str, int] = {}
+    for name, service in services.items():
+        build = service["build"]
+        assert (COMPOSE.parent / build["context"] / build["dockerfile"]).resolve() == DOCKERFILE
+        args = build_parser().parse_args(service["command"][1:])
+        container_ports = {int(str(p).rsplit(":", 1)[1]) for p in service.get("ports", [])}
+        if args.command in ("serve", "simulate-daily"):
+            assert container_ports == {args.port}, (
+                f"{name}: publishes {container_ports}, listens on {args.port}"
+            )
+            listening[name] = args.port
+        else:
+            assert not container_ports, f"{name}: {args.command} listens on nothing"
+    assert listening["recorder"] == exposed
+    # The default Daily URL of the shared environment is the simulator service, on its port.
+    default_daily = re.fullmatch(
+        r"\$\{RECORDER_DAILY_API_URL:-(.+)\}", services["recorder"]["environment"]["RECORDER_DAILY_API_URL"]
+    )
+    assert default_daily is not None
+    assert default_daily.group(1) == f"http://daily-sim:{listening['daily-sim']}/v1"
+
+
 def test_compose_environment_uses_known_settings(compose: dict[str, Any]) -> None:
     names: list[str] = []
     for service in our_services(compose).values():

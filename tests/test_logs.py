@@ -16,7 +16,7 @@ from recorder_service.settings import Settings, load_settings
 from recorder_service.tools.simulator import SimulatorConfig
 from tests.plugins.receiver import CallbackReceiver
 from tests.plugins.s3 import S3Bucket
-from tests.plugins.service import INTERNAL_KEY, WEBHOOK_SECRET, service_env
+from tests.plugins.service import INTERNAL_KEY, WEBHOOK_SECRET, playback, service_env
 from tests.plugins.simulator import DailySimFactory
 from tests.support.webhooks import envelope, post_webhook, ready_payload
 from tests.test_callbacks import raw_tracks_ready
@@ -129,7 +129,7 @@ async def test_a_whole_flow_at_debug_logs_no_secret_key_or_signature(
         await raw_tracks_ready(svc.client)
         [delivery] = await callback_receiver.wait_for(1, timeout_s=5)
         # ... playback (a presigned URL), and internal calls with right and wrong keys.
-        r = await svc.client.get("/v1/meetings/m-1/cloud-recording")
+        r = await svc.client.get("/v1/meetings/m-1/cloud-recording", params=playback("m-1"))
         assert r.status_code == 307
         location = r.headers["location"]
         async with httpx.AsyncClient() as plain:

@@ -77,6 +77,13 @@ class CloudReadyData(msgspec.Struct, frozen=True, kw_only=True):
     start_ts: int
 
 
+class RecordingDeletedData(msgspec.Struct, frozen=True, kw_only=True):
+    meeting_id: str
+    recording_id: str  # Daily's
+    type: str  # "cloud" or "raw-tracks"
+    reason: str  # "request", "retention" or "store_video_off"
+
+
 class CallbackEnvelope(msgspec.Struct, frozen=True, tag_field="type"):
     timestamp: str  # ISO-8601, UTC
 
@@ -89,8 +96,12 @@ class CloudReadyCallback(CallbackEnvelope, frozen=True, tag="recording.cloud_rea
     data: CloudReadyData
 
 
-Callback: TypeAlias = RawTracksReadyCallback | CloudReadyCallback
-CallbackData: TypeAlias = RawTracksReadyData | CloudReadyData
+class RecordingDeletedCallback(CallbackEnvelope, frozen=True, tag="recording.deleted"):
+    data: RecordingDeletedData
+
+
+Callback: TypeAlias = RawTracksReadyCallback | CloudReadyCallback | RecordingDeletedCallback
+CallbackData: TypeAlias = RawTracksReadyData | CloudReadyData | RecordingDeletedData
 
 _callback_encoder = msgspec.json.Encoder()
 callback_decoder = msgspec.json.Decoder(Callback)
@@ -106,6 +117,8 @@ def build_callback(data: CallbackData, at: datetime) -> Callback:
     timestamp = iso_timestamp(at)
     if isinstance(data, RawTracksReadyData):
         return RawTracksReadyCallback(timestamp=timestamp, data=data)
+    if isinstance(data, RecordingDeletedData):
+        return RecordingDeletedCallback(timestamp=timestamp, data=data)
     return CloudReadyCallback(timestamp=timestamp, data=data)
 
 

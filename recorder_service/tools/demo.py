@@ -25,7 +25,13 @@ from litestar import Litestar, Request, post
 from recorder_service.adapters.daily.client import DailyClient
 from recorder_service.adapters.db.migrate import upgrade_async
 from recorder_service.app import create_app
-from recorder_service.client import CallbackEvent, InvalidCallbackSignature, RecorderClient, verify_callback
+from recorder_service.client import (
+    CallbackEvent,
+    InvalidCallbackSignature,
+    RecorderClient,
+    RecordingDeletedEvent,
+    verify_callback,
+)
 from recorder_service.settings import load_settings
 from recorder_service.tools.asgi_server import serve_in_task
 from recorder_service.tools.simulator import SimulatorConfig, create_simulator_app
@@ -71,7 +77,7 @@ class CallbackInbox:
 
     def __init__(self, secret: str) -> None:
         self.secret = secret
-        self.events: list[CallbackEvent] = []
+        self.events: list[CallbackEvent | RecordingDeletedEvent] = []
         self.arrived = asyncio.Event()
 
     def app(self) -> Litestar:
@@ -119,6 +125,7 @@ async def _stack(workdir: Path, timeline: Timeline) -> AsyncIterator[dict[str, A
     webhook_secret = base64.b64encode(secrets.token_bytes(32)).decode()
     callback_secret = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
     internal_key = secrets.token_urlsafe(24)
+    playback_secret = secrets.token_urlsafe(32)
     inbox = CallbackInbox(callback_secret)
     with s3_server() as s3_endpoint:
         await _create_bucket(s3_endpoint)
@@ -142,6 +149,7 @@ async def _stack(workdir: Path, timeline: Timeline) -> AsyncIterator[dict[str, A
                     "RECORDER_CALLBACK_URL": f"{receiver_url}/callbacks",
                     "RECORDER_CALLBACK_SECRET": callback_secret,
                     "RECORDER_INTERNAL_API_KEY": internal_key,
+                    "RECORDER_PLAYBACK_SECRET": playback_secret,
                     "RECORDER_CLOUD_START": "server",
                     "RECORDER_START_NOT_HOSTING_DELAY_SECONDS": "0.25",
                 }
@@ -156,6 +164,7 @@ async def _stack(workdir: Path, timeline: Timeline) -> AsyncIterator[dict[str, A
                     "sim": sim_url,
                     "inbox": inbox,
                     "key": internal_key,
+                    "playback_secret": playback_secret,
                     "webhook_secret": webhook_secret,
                     "s3": s3_endpoint,
                 }
@@ -269,7 +278,14 @@ async def _scenario(
             if any(e.type == "recording.raw_tracks_ready" for e in inbox.events):
                 break
             await asyncio.sleep(0.05)
-        raw = next((e for e in inbox.events if e.type == "recording.raw_tracks_ready"), None)
+        raw = next(
+            (
+                e
+                for e in inbox.events
+                if isinstance(e, CallbackEvent) and e.type == "recording.raw_tracks_ready"
+            ),
+            None,
+        )
         if raw is None:
             raise DemoFailed("no recording.raw_tracks_ready callback arrived")
         return (

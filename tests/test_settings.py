@@ -70,7 +70,9 @@ def test_invalid_values_name_the_variable(env: dict[str, str], variable: str) ->
 def test_daily_key_required_for_real_daily_only() -> None:
     with pytest.raises(ConfigError, match="RECORDER_DAILY_API_KEY"):
         load_settings({})
-    assert load_settings({"RECORDER_DAILY_API_URL": "http://127.0.0.1:8900/v1"} | PLAYBACK).daily_api_key == ""
+    assert (
+        load_settings({"RECORDER_DAILY_API_URL": "http://127.0.0.1:8900/v1"} | PLAYBACK).daily_api_key == ""
+    )
 
 
 def test_secret_values_never_appear_in_errors() -> None:

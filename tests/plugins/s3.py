@@ -119,6 +119,10 @@ class S3Bucket:
         async with response["Body"] as body:
             return await body.read()
 
+    async def create_bucket(self, name: str) -> None:
+        """Another bucket on the same server (e.g. one the service is told to use later)."""
+        await self._client.create_bucket(Bucket=name)
+
     async def keys(self, prefix: str = "") -> list[str]:
         """Every key in the bucket (listed, not assumed), sorted."""
         found: list[str] = []

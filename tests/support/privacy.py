@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 
+from recorder_service.core.models import RecordingType, instance_id_for
 from tests.plugins.receiver import CallbackReceiver
 from tests.plugins.s3 import S3Bucket
 from tests.plugins.service import AUTH, service_env
@@ -85,14 +86,20 @@ def track_keys(payload: dict[str, Any], kind: str | None = None) -> list[str]:
 
 
 async def started(
-    client: httpx.AsyncClient, meeting_id: str, *, instance_id: str, offset_s: float = 5
+    client: httpx.AsyncClient,
+    meeting_id: str,
+    *,
+    rec_type: RecordingType = "raw-tracks",
+    room: str = ROOM,
+    offset_s: float = 5,
 ) -> str:
-    """recording.started for the meeting's instanceId; returns Daily's recording id."""
+    """recording.started for the meeting's derived instanceId; returns Daily's recording id."""
     daily_id = str(uuid.uuid4())
     payload = {
         "recording_id": daily_id,
-        "action": "start-cloud-recording",
-        "instance_id": instance_id,
+        "action": "start-raw-tracks-recording" if rec_type == "raw-tracks" else "start-cloud-recording",
+        "instance_id": instance_id_for(meeting_id, rec_type),
+        "room_name": room,
         "start_ts": T0.timestamp() + offset_s,
         "started_by": "p1",
         "layout": {"preset": "default"},

@@ -184,9 +184,12 @@ class RecordingStorage:
         Raises StorageUnavailable on the first failure. In a versioned bucket (Daily requires
         versioning) this adds delete markers; the bucket's lifecycle rules must expire the
         noncurrent versions (docs/operations.md). Returns how many keys were confirmed."""
+        remaining = list(keys)
+        if not remaining:
+            return 0  # nothing to remove (e.g. a failed recording): no bucket needed
         bucket = self._require_bucket()
         confirmed = 0
-        for key in keys:
+        for key in remaining:
             try:
                 with self._tracer.start_as_current_span(
                     "s3.delete_object", kind=SpanKind.CLIENT, attributes={"s3.bucket": bucket}

@@ -142,7 +142,12 @@ async def dispatch(args: argparse.Namespace, env: Mapping[str, str]) -> int:
                     retry_base_s=settings.daily_retry_base_seconds,
                 )
                 if ensuring:
-                    result = await ensure_webhook(daily, args.url, settings.daily_webhook_secrets[0])
+                    result = await ensure_webhook(
+                        daily,
+                        args.url,
+                        settings.daily_webhook_secrets[0],
+                        relayed=settings.forward_daily_events,
+                    )
                     print(result.describe())
                     return 0
                 await list_webhooks(daily, out=sys.stdout)

@@ -80,8 +80,8 @@ def start_policy(s: Settings) -> StartPolicy:
 def freeze_startup_heap() -> None:
     """Moves everything built at start-up (modules, clients, pools, compiled statements) out of
     the garbage collector's reach. Those objects live as long as the process, yet every full
-    collection walked them: 120 to 190 ms pauses under webhook load, 2 ms after freezing
-    (docs/performance.md). Called once per process, by `serve` and `worker`, never in tests."""
+    collection would walk them again, pausing the event loop (figures in docs/performance.md).
+    Called once per process, by `serve` and `worker`, never in tests."""
     gc.collect()
     gc.freeze()
 
@@ -140,6 +140,7 @@ async def open_resources(
         apply_queue=apply_queue,
         telemetry=telemetry,
         wake_deletions=deletion_wakeup.set,
+        relayed_event_types=frozenset(settings.forward_daily_events),
     )
     starts = StartDeps(
         db=db,

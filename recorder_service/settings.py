@@ -55,7 +55,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     callback_secret: str | None = None
     internal_api_key: str | None = None
     cors_origins: tuple[str, ...] = ()
-    cloud_start: Literal["client", "server"] = "client"
+    # server: this service starts both types over Daily's REST API, which is how Reflector records
+    # today (its rooms leave recording disabled, so daily-js startRecording() would do nothing).
+    # client: the seed's design, where the browser starts cloud with daily-js in rooms that enable it.
+    cloud_start: Literal["client", "server"] = "server"
+    # Daily event types relayed to Reflector as daily.event callbacks (one webhook for both).
+    forward_daily_events: tuple[Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9_.-]{0,63}$")], ...] = ()
     background: bool = True
     reconcile_interval_seconds: PositiveSeconds = 300.0
     callback_retry_seconds: tuple[PositiveSeconds, ...] = DEFAULT_CALLBACK_RETRY_SECONDS
@@ -94,7 +99,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
 
-_LIST_FIELDS = {"daily_webhook_secrets", "cors_origins", "callback_retry_seconds", "deletion_retry_seconds"}
+_LIST_FIELDS = {
+    "daily_webhook_secrets",
+    "cors_origins",
+    "callback_retry_seconds",
+    "forward_daily_events",
+    "deletion_retry_seconds",
+}
 _SECRET_FIELDS = {
     "daily_api_key",
     "daily_webhook_secrets",

@@ -158,7 +158,6 @@ async def _stack(workdir: Path, timeline: Timeline) -> AsyncIterator[dict[str, A
                     "RECORDER_CALLBACK_SECRET": callback_secret,
                     "RECORDER_INTERNAL_API_KEY": internal_key,
                     "RECORDER_PLAYBACK_SECRET": playback_secret,
-                    "RECORDER_CLOUD_START": "server",
                     "RECORDER_START_NOT_HOSTING_DELAY_SECONDS": "0.25",
                     "RECORDER_DELETION_POLL_SECONDS": "0.5",
                 }

@@ -7,11 +7,11 @@ import time
 
 import httpx
 
+from tests.integration.test_telemetry import _sample, traced_service
+from tests.integration.test_webhooks import register
 from tests.plugins.s3 import DedicatedS3Bucket
 from tests.plugins.service import AUTH
 from tests.support.privacy import cloud_ready, deletions, privacy_env, wait_deletions_done
-from tests.test_telemetry import _sample, traced_service
-from tests.test_webhooks import register
 
 
 async def _metric(

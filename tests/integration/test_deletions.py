@@ -12,6 +12,7 @@ import uuid
 import httpx
 import pytest
 
+from tests.integration.test_webhooks import ROOM, T0, register, register_with
 from tests.plugins.processes import replicas
 from tests.plugins.receiver import CallbackReceiver
 from tests.plugins.s3 import DedicatedS3Bucket, S3Bucket
@@ -29,7 +30,6 @@ from tests.support.privacy import (
     wait_deletions_done,
 )
 from tests.support.webhooks import envelope, post_webhook, raw_tracks, ready_payload, until_applied
-from tests.test_webhooks import ROOM, T0, register, register_with
 
 
 async def test_delete_removes_every_object_announces_once_and_is_idempotent(

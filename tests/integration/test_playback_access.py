@@ -10,11 +10,11 @@ import httpx
 import pytest
 
 from recorder_service.client import RecorderClient
+from tests.integration.test_playback import s3_env
+from tests.integration.test_webhooks import register
 from tests.plugins.s3 import S3Bucket
 from tests.plugins.service import AUTH, INTERNAL_KEY, PLAYBACK_SECRET, ServiceFactory
 from tests.support.privacy import VIDEO, cloud_ready
-from tests.test_playback import s3_env
-from tests.test_webhooks import register
 from tests.unit.test_playback_tokens import contract_token
 
 KEY = "acme/standup-7f3a9c/1767260345412"

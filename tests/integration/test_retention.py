@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from recorder_service.adapters.db.engine import create_engine, session_factory
 from recorder_service.adapters.db.unit_of_work import Database
 from recorder_service.services.deletions import RetentionPolicy, delete_expired
+from tests.integration.test_webhooks import register
 from tests.plugins.receiver import CallbackReceiver
 from tests.plugins.s3 import S3Bucket
 from tests.plugins.service import ServiceFactory
@@ -23,7 +24,6 @@ from tests.support.privacy import (
     wait_deleted_callbacks,
     wait_deletions_done,
 )
-from tests.test_webhooks import register
 
 # 0.00002 days is 1.7 s.
 SHORT_DAYS = "0.00002"

@@ -10,6 +10,9 @@ from typing import Any
 import httpx
 
 from recorder_service.tools.simulator import SimulatorConfig
+from tests.integration.test_start import MEETING_ID, ROOM, meeting_body
+from tests.integration.test_webhooks import ROOM as WEBHOOK_ROOM
+from tests.integration.test_webhooks import T0
 from tests.plugins.receiver import CallbackReceiver
 from tests.plugins.s3 import S3Bucket
 from tests.plugins.service import AUTH, WEBHOOK_SECRET, RunningService, ServiceFactory, playback
@@ -22,9 +25,6 @@ from tests.support.privacy import (
     wait_deleted_callbacks,
     wait_deletions_done,
 )
-from tests.test_start import MEETING_ID, ROOM, meeting_body
-from tests.test_webhooks import ROOM as WEBHOOK_ROOM
-from tests.test_webhooks import T0
 
 
 async def _wait(svc: RunningService, predicate: Any, timeout_s: float = 15) -> dict[str, Any]:

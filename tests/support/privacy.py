@@ -11,11 +11,11 @@ from typing import Any
 import httpx
 
 from recorder_service.core.models import RecordingType, instance_id_for
+from tests.integration.test_webhooks import ROOM, T0
 from tests.plugins.receiver import CallbackReceiver
 from tests.plugins.s3 import S3Bucket
 from tests.plugins.service import AUTH, service_env
 from tests.support.webhooks import envelope, post_webhook, raw_tracks, ready_payload
-from tests.test_webhooks import ROOM, T0
 
 VIDEO = b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 8
 

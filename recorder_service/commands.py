@@ -123,7 +123,8 @@ async def dispatch(args: argparse.Namespace, env: Mapping[str, str]) -> int:
         from recorder_service.tools.daily_probe import run_probe
         from recorder_service.tools.daily_webhooks import ensure_webhook, list_webhooks
 
-        settings = configure(env)
+        # These tools talk to Daily only and never serve playback: no playback secret needed.
+        settings = configure({**env, "RECORDER_PLAYBACK_AUTH": "open"})
         ensuring = args.daily_command == "webhook" and args.webhook_command == "ensure"
         if ensuring and not settings.daily_webhook_secrets:
             print(

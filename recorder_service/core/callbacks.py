@@ -78,6 +78,13 @@ class CloudReadyData(msgspec.Struct, frozen=True, kw_only=True):
     start_ts: int
 
 
+class RecordingDeletedData(msgspec.Struct, frozen=True, kw_only=True):
+    meeting_id: str
+    recording_id: str  # Daily's
+    type: str  # "cloud" or "raw-tracks"
+    reason: str  # "request", "retention" or "store_video_off"
+
+
 class CallbackEnvelope(msgspec.Struct, frozen=True, tag_field="type"):
     timestamp: str  # ISO-8601, UTC
 
@@ -90,6 +97,10 @@ class CloudReadyCallback(CallbackEnvelope, frozen=True, tag="recording.cloud_rea
     data: CloudReadyData
 
 
+class RecordingDeletedCallback(CallbackEnvelope, frozen=True, tag="recording.deleted"):
+    data: RecordingDeletedData
+
+
 class DailyEventCallback(CallbackEnvelope, frozen=True, tag="daily.event"):
     """A Daily event relayed to Reflector (RECORDER_FORWARD_DAILY_EVENTS): `data` is the event's
     JSON object exactly as Daily sent it."""
@@ -97,8 +108,10 @@ class DailyEventCallback(CallbackEnvelope, frozen=True, tag="daily.event"):
     data: msgspec.Raw
 
 
-Callback: TypeAlias = RawTracksReadyCallback | CloudReadyCallback | DailyEventCallback
-CallbackData: TypeAlias = RawTracksReadyData | CloudReadyData
+Callback: TypeAlias = (
+    RawTracksReadyCallback | CloudReadyCallback | RecordingDeletedCallback | DailyEventCallback
+)
+CallbackData: TypeAlias = RawTracksReadyData | CloudReadyData | RecordingDeletedData
 
 _callback_encoder = msgspec.json.Encoder()
 callback_decoder = msgspec.json.Decoder(Callback)
@@ -114,6 +127,8 @@ def build_callback(data: CallbackData, at: datetime) -> Callback:
     timestamp = iso_timestamp(at)
     if isinstance(data, RawTracksReadyData):
         return RawTracksReadyCallback(timestamp=timestamp, data=data)
+    if isinstance(data, RecordingDeletedData):
+        return RecordingDeletedCallback(timestamp=timestamp, data=data)
     return CloudReadyCallback(timestamp=timestamp, data=data)
 
 

@@ -50,6 +50,9 @@ from recorder_service.telemetry import (
 
 log = logging.getLogger(__name__)
 
+# A recording in one of these with a ready_at has had its ready event: nothing to feed.
+_SETTLED = (RecordingStatus.READY, RecordingStatus.DELETED)
+
 # Recordings found by listing Daily's recordings are stored as this kind of inbox row, so a
 # recording seen by both a webhook and the reconciler goes through one path, with one effect.
 RECONCILER_SOURCE = "reconciler"
@@ -75,6 +78,9 @@ class IngestDeps:
     writer: InboxWriter
     apply_queue: ApplyScheduler
     telemetry: Telemetry = field(default_factory=disabled_telemetry)
+    # Set when an apply queued a deletion job (a meeting without video, a deleted recording
+    # finishing), so the deletion loop runs it without waiting a poll tick.
+    wake_deletions: Callable[[], None] = lambda: None
     # RECORDER_FORWARD_DAILY_EVENTS: Daily event types relayed to Reflector as daily.event callbacks.
     relayed_event_types: frozenset[str] = frozenset()
 
@@ -262,6 +268,8 @@ async def apply_event(deps: IngestDeps, event_id: str) -> InboxState | None:
             span.set_attribute("webhook.outcome", effect.state)
     if effect.callback_enqueued:
         deps.wake_outbox()
+    if effect.deletion_queued:
+        deps.wake_deletions()
     return effect.state
 
 
@@ -308,7 +316,7 @@ async def ingest_found_recording(deps: IngestDeps, ready: RecordingReady) -> str
     """Feeds a recording found through Daily's REST API into the same path as webhooks."""
     async with deps.db.transaction() as uow:
         known = await uow.recordings.get_by_daily_id(ready.daily_recording_id)
-        if known is not None and known.status == RecordingStatus.READY:
+        if known is not None and known.ready_at is not None and known.status in _SETTLED:
             return "known"
         row = InboxRecord(
             id=f"daily-recording:{ready.daily_recording_id}",

@@ -40,6 +40,7 @@ from recorder_service.errors import (
     RecorderError,
     RecordingAlreadyActive,
     RoomNotHosting,
+    VideoOff,
 )
 from recorder_service.telemetry import Telemetry, disabled_telemetry
 
@@ -104,6 +105,12 @@ def check_recordable(meeting: Meeting | None, meeting_id: str, now: datetime) ->
     return meeting
 
 
+def check_video_allowed(meeting: Meeting, rec_type: RecordingType) -> None:
+    """store_video: false means no cloud recording at all (contract §4)."""
+    if rec_type == "cloud" and not meeting.store_video:
+        raise VideoOff(f"video is off for this meeting ({meeting.id} was registered with store_video: false)")
+
+
 async def start_recording(deps: StartDeps, meeting_id: str, rec_type: RecordingType) -> StartOutcome:
     telemetry = deps.telemetry
     attributes = {"recorder.meeting_id": meeting_id, "recorder.recording_type": rec_type}
@@ -160,6 +167,7 @@ async def _start_or_wait(deps: StartDeps, meeting_id: str, rec_type: RecordingTy
     tracer = deps.telemetry.tracer
     async with deps.db.transaction() as uow:
         meeting = check_recordable(await uow.meetings.get(meeting_id), meeting_id, deps.now())
+    check_video_allowed(meeting, rec_type)
     instance_id = instance_id_for(meeting_id, rec_type)
     arrived_at = time.time()
     async with contextlib.AsyncExitStack() as held:

@@ -24,7 +24,7 @@ from tests.plugins.drills import postgres, redis_start, redis_stop, report
 from tests.plugins.processes import Replica, replicas, spawn, wait_ready
 from tests.plugins.receiver import CallbackReceiver
 from tests.plugins.s3 import DedicatedS3Bucket
-from tests.plugins.service import AUTH, service_env
+from tests.plugins.service import AUTH, playback, service_env
 from tests.plugins.simulator import DailySim
 from tests.support.webhooks import envelope, post_webhook, raw_tracks, ready_payload
 
@@ -393,13 +393,17 @@ async def test_drill_s3_down(
                 ready_payload(room=ROOM, start_ts=T0.timestamp() + 5, s3_key="drill/cloud"),
             ),
         )
-        assert (await client.get(f"/v1/meetings/{MEETING}/cloud-recording")).status_code == 307
+        assert (
+            await client.get(f"/v1/meetings/{MEETING}/cloud-recording", params=playback(MEETING))
+        ).status_code == 307
         async with traffic_while(lambda: svc.url) as traffic:
             await s3_dedicated.stop()
             await asyncio.sleep(1.5)
-            during = await client.get(f"/v1/meetings/{MEETING}/cloud-recording")
+            during = await client.get(f"/v1/meetings/{MEETING}/cloud-recording", params=playback(MEETING))
             await s3_dedicated.start()
         assert during.status_code == 503
         await asyncio.sleep(1.1)
-        assert (await client.get(f"/v1/meetings/{MEETING}/cloud-recording")).status_code == 307
+        assert (
+            await client.get(f"/v1/meetings/{MEETING}/cloud-recording", params=playback(MEETING))
+        ).status_code == 307
         await settle_and_check("S3 down", svc.url, traffic, callback_receiver, postgres_db_url)

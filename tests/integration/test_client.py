@@ -18,6 +18,7 @@ from recorder_service.client import (
     CLOUD_READY,
     RAW_TRACKS_READY,
     Availability,
+    CallbackEvent,
     InvalidCallbackPayload,
     InvalidCallbackSignature,
     RecorderClient,
@@ -165,6 +166,7 @@ def test_client_structs_decode_the_service_response_with_recordings() -> None:
         recording_type="cloud",
         start_date=START,
         end_date=None,
+        store_video=True,
         cloud_recording_available=True,
         cloud_recording_duration=323,
         recordings=[
@@ -229,6 +231,7 @@ def test_verify_callback_accepts_a_standard_webhooks_signature_and_decodes_raw_t
     body = encode_callback(RAW_DATA, START)  # the service's own payload encoding
     event = verify_callback(_signed(secret, body, START), body, secret, now=START + timedelta(seconds=10))
 
+    assert isinstance(event, CallbackEvent)
     assert event.type == RAW_TRACKS_READY
     assert event.timestamp == START
     assert event.data.meeting_id == RAW_DATA.meeting_id
@@ -259,6 +262,7 @@ def test_verify_callback_decodes_cloud_ready_and_ignores_unknown_fields() -> Non
 
     event = verify_callback(headers, body, secret, now=START)
 
+    assert isinstance(event, CallbackEvent)
     assert event.type == CLOUD_READY
     assert event.data.s3_key == "acme/standup/1732442400000"
     assert event.data.duration is None

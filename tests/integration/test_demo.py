@@ -34,11 +34,14 @@ def test_demo_plays_a_meeting_end_to_end(tmp_path: object) -> None:
         "Daily webhooks arrive",
         "raw-tracks callback to Reflector",
         "play the cloud recording",
+        "delete the meeting's recordings",
     ):
         assert "✓" in out
         assert step in out
     assert "Daily got exactly one start per type" in out
     assert "video/mp4, inline" in out
+    assert "anonymous 401; with a playback token 307" in out
+    assert "(listed: 0 left), 2 verified recording.deleted callbacks" in out
     assert "Demo succeeded." in out
     assert "X-Amz-Signature" not in out + result.stderr  # presigned URLs are never printed
     print(f"demo took {elapsed:.1f} s")

@@ -11,7 +11,7 @@ from recorder_service.tools.simulator import SimulatorConfig
 from tests.integration.test_playback import s3_env
 from tests.integration.test_start import MEETING_ID, ROOM, meeting_body
 from tests.plugins.s3 import S3Bucket
-from tests.plugins.service import AUTH, WEBHOOK_SECRET, RunningService, ServiceFactory
+from tests.plugins.service import AUTH, WEBHOOK_SECRET, RunningService, ServiceFactory, playback
 from tests.plugins.simulator import DailySimFactory
 
 
@@ -67,7 +67,7 @@ async def test_meeting_lifecycle_through_real_daily_webhooks(
             "recording.raw_tracks_ready",
         ]
         # Playback serves exactly what "Daily" wrote to the bucket.
-        r = await svc.client.get(f"/v1/meetings/{MEETING_ID}/cloud-recording")
+        r = await svc.client.get(f"/v1/meetings/{MEETING_ID}/cloud-recording", params=playback(MEETING_ID))
         async with httpx.AsyncClient() as plain:
             media = await plain.get(r.headers["location"])
         assert media.content == await s3.get(by_type["cloud"]["s3_key"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import urllib.parse
 from collections.abc import Iterator
 
 import httpx
@@ -23,8 +24,9 @@ from tests.integration.test_webhooks import ROOM, T0
 from tests.integration.test_webhooks import register as register_webhook_meeting
 from tests.plugins.receiver import CallbackReceiver
 from tests.plugins.s3 import S3Bucket
-from tests.plugins.service import INTERNAL_KEY, WEBHOOK_SECRET, service_env
+from tests.plugins.service import AUTH, INTERNAL_KEY, PLAYBACK_SECRET, WEBHOOK_SECRET, playback, service_env
 from tests.plugins.simulator import DailySimFactory
+from tests.support.privacy import wait_deleted_callbacks
 from tests.support.webhooks import envelope, post_webhook, ready_payload
 
 DAILY_API_KEY = "daily-api-key-5f0c2e9b7d41"
@@ -129,13 +131,22 @@ async def test_a_whole_flow_at_debug_logs_no_secret_key_or_signature(
         await raw_tracks_ready(svc.client)
         [delivery] = await callback_receiver.wait_for(1, timeout_s=5)
         # ... playback (a presigned URL), and internal calls with right and wrong keys.
-        r = await svc.client.get("/v1/meetings/m-1/cloud-recording")
+        r = await svc.client.get("/v1/meetings/m-1/cloud-recording", params=playback("m-1"))
         assert r.status_code == 307
         location = r.headers["location"]
         async with httpx.AsyncClient() as plain:
             assert (await plain.get(location)).status_code == 200
         wrong = await svc.client.get("/v1/callbacks", headers={"Authorization": "Bearer nope-wrong-key"})
         assert wrong.status_code == 401
+        # ... a playback link (a fresh token), refused tokens, and a deletion (logged with its reason).
+        token = playback("m-1")["token"]
+        assert (
+            await svc.client.get("/v1/meetings/m-1/cloud-recording", params={"token": token + "x"})
+        ).status_code == 403
+        link = (await svc.client.get("/v1/meetings/m-1/cloud-recording/link", headers=AUTH)).json()
+        link_token = urllib.parse.parse_qs(urllib.parse.urlsplit(link["playback_url"]).query)["token"][0]
+        assert (await svc.client.delete("/v1/meetings/m-1/recordings", headers=AUTH)).status_code == 202
+        await wait_deleted_callbacks(callback_receiver, 2)
     # werkzeug is the test's own S3 server (moto, in this process), not the service.
     text = "\n".join(
         line for line in buffer.getvalue().splitlines() if json.loads(line)["logger"] != "werkzeug"
@@ -154,6 +165,19 @@ async def test_a_whole_flow_at_debug_logs_no_secret_key_or_signature(
         "X-Amz-Signature",
         signature,
         callback_signature,
+        PLAYBACK_SECRET,
+        token.split(".")[1],
+        link_token.split(".")[1],
+        link["url"].split("X-Amz-Signature=")[1].split("&")[0],
     ):
         assert secret and secret not in text, secret
+    # Every deletion is logged with its meeting, recording and reason.
+    entries = [json.loads(line) for line in text.splitlines()]
+    assert any(
+        "deleted" in e["msg"]
+        and e.get("reason") == "request"
+        and e.get("meeting_id") == "m-1"
+        and e.get("recording_id")
+        for e in entries
+    )
     assert "[redacted]" not in text  # nothing even tried to log one

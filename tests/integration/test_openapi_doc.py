@@ -15,6 +15,7 @@ CONTRACT_PATHS = {
     "/v1/meetings/{meeting_id}",
     "/v1/meetings/{meeting_id}/recordings",
     "/v1/recordings/availability",
+    "/v1/meetings/{meeting_id}/cloud-recording/link",
     "/v1/daily/webhook",
     "/healthz",
     "/readyz",

@@ -127,6 +127,18 @@ class S3Bucket:
         async with response["Body"] as body:
             return await body.read()
 
+    async def create_bucket(self, name: str) -> None:
+        """Another bucket on the same server (e.g. one the service is told to use later)."""
+        await self._client.create_bucket(Bucket=name)
+
+    async def keys(self, prefix: str = "") -> list[str]:
+        """Every key in the bucket (listed, not assumed), sorted."""
+        found: list[str] = []
+        paginator = self._client.get_paginator("list_objects_v2")
+        async for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+            found += [item["Key"] for item in page.get("Contents", []) if "Key" in item]
+        return sorted(found)
+
 
 class DedicatedS3Bucket(S3Bucket):
     async def stop(self) -> None:

@@ -520,6 +520,7 @@ def test_k8s_environment_comes_from_configmap_and_secret_with_known_names() -> N
         "RECORDER_DAILY_API_KEY",
         "RECORDER_DAILY_WEBHOOK_SECRETS",
         "RECORDER_INTERNAL_API_KEY",
+        "RECORDER_PLAYBACK_SECRET",
         "RECORDER_CALLBACK_SECRET",
         "RECORDER_DATABASE_URL",
         "RECORDER_REDIS_URL",

@@ -73,5 +73,11 @@ def test_the_metrics_and_admin_endpoints_are_documented() -> None:
         "GET /v1/daily/events?state=",
         "GET /v1/callbacks?state=",
         "POST /v1/callbacks/{id}/retry",
+        "recorder_deletions_total",
+        "recorder_deletions_pending_objects",
+        "recorder_deletions_oldest_pending_age_seconds",
+        "GET /v1/deletions?state=",
+        "POST /v1/deletions/{id}/retry",
+        "NoncurrentVersionExpiration",
     ):
         assert name in text, name

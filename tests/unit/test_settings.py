@@ -12,7 +12,8 @@ from recorder_service.settings import (
     unknown_variables,
 )
 
-BASE = {"RECORDER_DAILY_API_KEY": "k"}
+PLAYBACK = {"RECORDER_PLAYBACK_SECRET": "p" * 32}
+BASE = {"RECORDER_DAILY_API_KEY": "k"} | PLAYBACK
 
 
 def test_defaults_match_the_contract() -> None:
@@ -69,7 +70,9 @@ def test_invalid_values_name_the_variable(env: dict[str, str], variable: str) ->
 def test_daily_key_required_for_real_daily_only() -> None:
     with pytest.raises(ConfigError, match="RECORDER_DAILY_API_KEY"):
         load_settings({})
-    assert load_settings({"RECORDER_DAILY_API_URL": "http://127.0.0.1:8900/v1"}).daily_api_key == ""
+    assert (
+        load_settings({"RECORDER_DAILY_API_URL": "http://127.0.0.1:8900/v1"} | PLAYBACK).daily_api_key == ""
+    )
 
 
 def test_secret_values_never_appear_in_errors() -> None:
@@ -111,6 +114,7 @@ def test_cli_warns_about_unknown_variable_and_runs(tmp_path: object) -> None:
         [sys.executable, "-m", "recorder_service.cli", "migrate"],
         env={
             "RECORDER_DAILY_API_KEY": "k",
+            **PLAYBACK,
             "RECORDER_DATABSE_URL": "typo",
             "PATH": "/usr/bin",
             "RECORDER_DATABASE_URL": f"sqlite+aiosqlite:///{db}",

@@ -106,6 +106,40 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/deletions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Deletion jobs: the S3 objects of deleted recordings, with attempts and last error */
+        get: operations["V1DeletionsDeletions"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/deletions/{deletion_id}/retry": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Attempt a pending deletion again now */
+        post: operations["V1DeletionsDeletionIdRetryRetryDeletion"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/meetings/{meeting_id}": {
         parameters: {
             query?: never;
@@ -141,6 +175,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/meetings/{meeting_id}/cloud-recording/link": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A presigned URL and a tokened playback URL of the latest (or chosen) ready cloud recording */
+        get: operations["V1MeetingsMeetingIdCloudRecordingLinkCloudRecordingLink"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/meetings/{meeting_id}/recordings": {
         parameters: {
             query?: never;
@@ -152,7 +203,8 @@ export interface paths {
         get: operations["V1MeetingsMeetingIdRecordingsGetRecordings"];
         put?: never;
         post?: never;
-        delete?: never;
+        /** Delete recordings: marked deleted at once, their S3 objects removed in the background */
+        delete: operations["V1MeetingsMeetingIdRecordingsDeleteRecordings"];
         options?: never;
         head?: never;
         patch?: never;
@@ -234,6 +286,56 @@ export interface components {
             recording_id: string;
             state: components["schemas"]["CallbackState"];
         };
+        /** CloudRecordingLinkOut */
+        CloudRecordingLinkOut: {
+            /** @enum {string} */
+            content_type: "video/mp4" | "audio/mp4";
+            duration: number | null;
+            /** Format: date-time */
+            expires_at: string;
+            playback_url: string;
+            url: string;
+        };
+        /** DeletionList */
+        DeletionList: {
+            deletions: components["schemas"]["DeletionView"][];
+            next_cursor: string | null;
+        };
+        /**
+         * DeletionReason
+         * @description Why objects are deleted: the `reason` of the recording.deleted callback (contract §7).
+         * @enum {string}
+         */
+        DeletionReason: "request" | "retention" | "store_video_off";
+        /**
+         * DeletionScope
+         * @enum {string}
+         */
+        DeletionScope: "recording" | "video";
+        /**
+         * DeletionState
+         * @description A deletion job: the S3 objects of one recording (or its video tracks) to remove.
+         * @enum {string}
+         */
+        DeletionState: "waiting" | "pending" | "done";
+        /** DeletionView */
+        DeletionView: {
+            attempts: number;
+            completed_at: string | null;
+            /** Format: date-time */
+            created_at: string;
+            daily_outcome: string | null;
+            id: string;
+            keys: string[];
+            last_error: string | null;
+            meeting_id: string;
+            /** Format: date-time */
+            next_attempt_at: string;
+            reason: components["schemas"]["DeletionReason"];
+            recording_id: string;
+            scope: components["schemas"]["DeletionScope"];
+            state: components["schemas"]["DeletionState"];
+        };
         /** EventList */
         EventList: {
             events: components["schemas"]["StoredEvent"][];
@@ -260,6 +362,8 @@ export interface components {
             room_name: string;
             /** Format: date-time */
             start_date: string;
+            /** @default true */
+            store_video: boolean;
         };
         /** MeetingRecordings */
         MeetingRecordings: {
@@ -272,6 +376,7 @@ export interface components {
             room_name: string;
             /** Format: date-time */
             start_date: string;
+            store_video: boolean;
         };
         /** RecordingOut */
         RecordingOut: {
@@ -287,6 +392,10 @@ export interface components {
             status: "starting" | "recording" | "ready" | "failed" | "deleted";
             tracks: components["schemas"]["TrackOut"][];
             type: string;
+        };
+        /** RecordingsDeleted */
+        RecordingsDeleted: {
+            deleted: string[];
         };
         /** StartRequest */
         StartRequest: {
@@ -521,6 +630,85 @@ export interface operations {
             };
         };
     };
+    V1DeletionsDeletions: {
+        parameters: {
+            query?: {
+                /** @description waiting, pending or done */
+                state?: string | null;
+                /** @description at most this many, newest first */
+                limit?: number;
+                /** @description next_cursor of the previous page: continue with older rows */
+                cursor?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeletionList"];
+                };
+            };
+            /** @description Bad request syntax or unsupported method */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        detail: string;
+                        extra?: null | {
+                            [key: string]: unknown;
+                        } | unknown[];
+                        status_code: number;
+                    };
+                };
+            };
+        };
+    };
+    V1DeletionsDeletionIdRetryRetryDeletion: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                deletion_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request accepted, processing continues off-line */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeletionView"];
+                };
+            };
+            /** @description Bad request syntax or unsupported method */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        detail: string;
+                        extra?: null | {
+                            [key: string]: unknown;
+                        } | unknown[];
+                        status_code: number;
+                    };
+                };
+            };
+        };
+    };
     V1MeetingsMeetingIdPutMeeting: {
         parameters: {
             query?: never;
@@ -568,6 +756,8 @@ export interface operations {
             query?: {
                 /** @description our recording id or Daily's recording id */
                 recording_id?: string | null;
+                /** @description playback token `<exp>.<sig>` minted by Reflector (contract §4); required unless RECORDER_PLAYBACK_AUTH=open */
+                token?: string | null;
             };
             header?: never;
             path: {
@@ -609,6 +799,8 @@ export interface operations {
             query?: {
                 /** @description our recording id or Daily's recording id */
                 recording_id?: string | null;
+                /** @description playback token `<exp>.<sig>` minted by Reflector (contract §4); required unless RECORDER_PLAYBACK_AUTH=open */
+                token?: string | null;
             };
             header?: never;
             path: {
@@ -627,6 +819,47 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description Bad request syntax or unsupported method */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        detail: string;
+                        extra?: null | {
+                            [key: string]: unknown;
+                        } | unknown[];
+                        status_code: number;
+                    };
+                };
+            };
+        };
+    };
+    V1MeetingsMeetingIdCloudRecordingLinkCloudRecordingLink: {
+        parameters: {
+            query?: {
+                /** @description our recording id or Daily's recording id */
+                recording_id?: string | null;
+            };
+            header?: never;
+            path: {
+                /** @description Reflector's meeting id: 1-128 of [A-Za-z0-9._:-] */
+                meeting_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CloudRecordingLinkOut"];
+                };
             };
             /** @description Bad request syntax or unsupported method */
             400: {
@@ -664,6 +897,49 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["MeetingRecordings"];
+                };
+            };
+            /** @description Bad request syntax or unsupported method */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        detail: string;
+                        extra?: null | {
+                            [key: string]: unknown;
+                        } | unknown[];
+                        status_code: number;
+                    };
+                };
+            };
+        };
+    };
+    V1MeetingsMeetingIdRecordingsDeleteRecordings: {
+        parameters: {
+            query?: {
+                /** @description only recordings of this type (cloud includes audio-only) */
+                type?: "cloud" | "raw-tracks" | null;
+                /** @description our recording id or Daily's recording id */
+                recording_id?: string | null;
+            };
+            header?: never;
+            path: {
+                /** @description Reflector's meeting id: 1-128 of [A-Za-z0-9._:-] */
+                meeting_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request accepted, processing continues off-line */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RecordingsDeleted"];
                 };
             };
             /** @description Bad request syntax or unsupported method */

@@ -26,13 +26,14 @@ import urllib.parse
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from types import TracebackType
-from typing import Final, Literal, TypeVar
+from typing import Any, Final, Literal, TypeVar
 
 import httpx
 import msgspec
 
 __all__ = [
     "CLOUD_READY",
+    "DAILY_EVENT",
     "MAX_AVAILABILITY_IDS",
     "MAX_PLAYBACK_TOKEN_TTL_S",
     "RAW_TRACKS_READY",
@@ -44,6 +45,7 @@ __all__ = [
     "CallbackState",
     "CallbackTrack",
     "CloudRecordingLink",
+    "DailyEventCallback",
     "InvalidCallbackPayload",
     "InvalidCallbackSignature",
     "Meeting",
@@ -67,6 +69,7 @@ MAX_AVAILABILITY_IDS: Final = 100
 RAW_TRACKS_READY: Final = "recording.raw_tracks_ready"
 CLOUD_READY: Final = "recording.cloud_ready"
 RECORDING_DELETED: Final = "recording.deleted"
+DAILY_EVENT: Final = "daily.event"
 # The service refuses playback tokens that expire later than this after their minting.
 MAX_PLAYBACK_TOKEN_TTL_S: Final = 24 * 3600
 
@@ -471,6 +474,15 @@ class RecordingDeletedEvent(msgspec.Struct, frozen=True, kw_only=True):
     data: RecordingDeletedData
 
 
+class DailyEventCallback(msgspec.Struct, frozen=True, kw_only=True):
+    """DAILY_EVENT: a Daily webhook event relayed as received (RECORDER_FORWARD_DAILY_EVENTS).
+    `data` is Daily's JSON object; its `type`, `id` and `payload` are Daily's."""
+
+    type: str
+    timestamp: datetime
+    data: dict[str, Any]
+
+
 class _EventType(msgspec.Struct, frozen=True):
     type: str
 
@@ -478,6 +490,7 @@ class _EventType(msgspec.Struct, frozen=True):
 _SECRET_PREFIX: Final = "whsec_"  # noqa: S105 - a prefix, not a secret
 _event_decoder = msgspec.json.Decoder(CallbackEvent)
 _deleted_decoder = msgspec.json.Decoder(RecordingDeletedEvent)
+_daily_event_decoder = msgspec.json.Decoder(DailyEventCallback)
 _type_decoder = msgspec.json.Decoder(_EventType)
 
 
@@ -488,9 +501,10 @@ def verify_callback(
     *,
     tolerance_s: float = 300,
     now: datetime | None = None,
-) -> CallbackEvent | RecordingDeletedEvent:
+) -> CallbackEvent | RecordingDeletedEvent | DailyEventCallback:
     """Check a Standard Webhooks signature over the raw body, then decode the event: a
-    RecordingDeletedEvent for RECORDING_DELETED, else a CallbackEvent (narrow with isinstance).
+    RecordingDeletedEvent for RECORDING_DELETED, a DailyEventCallback for DAILY_EVENT, else a
+    CallbackEvent (narrow with isinstance).
 
     Pass the body bytes exactly as received (not re-serialised JSON). Deduplicate on the
     `webhook-id` header: delivery is at-least-once and the id is kept across retries.
@@ -513,8 +527,11 @@ def verify_callback(
         raise InvalidCallbackSignature("no matching v1 signature")
 
     try:
-        if _type_decoder.decode(body).type == RECORDING_DELETED:
+        kind = _type_decoder.decode(body).type
+        if kind == RECORDING_DELETED:
             return _deleted_decoder.decode(body)
+        if kind == DAILY_EVENT:
+            return _daily_event_decoder.decode(body)
         event = _event_decoder.decode(body)
     except msgspec.DecodeError as exc:
         raise InvalidCallbackPayload(f"signed body is not a callback event: {exc}") from exc

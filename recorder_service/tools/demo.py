@@ -27,6 +27,7 @@ from recorder_service.adapters.db.migrate import upgrade_async
 from recorder_service.app import create_app
 from recorder_service.client import (
     CallbackEvent,
+    DailyEventCallback,
     InvalidCallbackSignature,
     RecorderClient,
     RecordingDeletedEvent,
@@ -77,7 +78,7 @@ class CallbackInbox:
 
     def __init__(self, secret: str) -> None:
         self.secret = secret
-        self.events: list[CallbackEvent | RecordingDeletedEvent] = []
+        self.events: list[CallbackEvent | RecordingDeletedEvent | DailyEventCallback] = []
         self.arrived = asyncio.Event()
 
     def app(self) -> Litestar:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import socket
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -19,6 +20,7 @@ from recorder_service.client import (
     RAW_TRACKS_READY,
     Availability,
     CallbackEvent,
+    DailyEventCallback,
     InvalidCallbackPayload,
     InvalidCallbackSignature,
     RecorderClient,
@@ -33,6 +35,7 @@ from recorder_service.core.callbacks import (
     CloudReadyData,
     RawTracksReadyData,
     encode_callback,
+    encode_daily_event,
 )
 from recorder_service.http import schemas
 from tests.plugins.receiver import new_callback_secret
@@ -275,7 +278,9 @@ def test_verify_callback_accepts_any_listed_v1_signature() -> None:
     headers = _signed(new, body, START)
     bogus = "v1," + base64.b64encode(b"x" * 32).decode()
     headers["webhook-signature"] = f"v2,abc {bogus} v1,not-base64!! {headers['webhook-signature']}"
-    assert verify_callback(headers, body, new, now=START).data.meeting_id == RAW_DATA.meeting_id
+    event = verify_callback(headers, body, new, now=START)
+    assert isinstance(event, CallbackEvent)
+    assert event.data.meeting_id == RAW_DATA.meeting_id
     with pytest.raises(InvalidCallbackSignature):
         verify_callback(headers, body, old, now=START)
 
@@ -393,3 +398,12 @@ async def test_callback_admin_calls_list_and_retry_dead_callbacks(
             assert [c.id for c in delivered] == [cb.id]
             with pytest.raises(RecorderNotFound):
                 await rc.retry_callback("msg_unknown")
+
+
+def test_verify_callback_decodes_a_relayed_daily_event() -> None:
+    secret = new_callback_secret()
+    daily = {"version": "1.0.0", "type": "participant.joined", "id": "evt-1", "payload": {"room": "r"}}
+    body = encode_daily_event(json.dumps(daily).encode(), START)
+    event = verify_callback(_signed(secret, body, START), body, secret, now=START)
+    assert isinstance(event, DailyEventCallback)
+    assert (event.type, event.data) == ("daily.event", daily)

@@ -80,7 +80,7 @@ def create_app(
             allow_methods=["GET", "HEAD", "POST", "OPTIONS"],
             allow_headers=["Content-Type"],
             # The browser must read Retry-After on 409/429 to pace its retries.
-            expose_headers=["Retry-After"],
+            expose_headers=["Retry-After", "RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"],
             max_age=600,
         )
         if settings.cors_origins

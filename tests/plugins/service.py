@@ -14,7 +14,7 @@ from recorder_service.app import create_app
 from recorder_service.settings import Settings, load_settings
 from recorder_service.tools.asgi_server import serve_in_task
 
-INTERNAL_KEY = "test-internal-key-0123456789"
+INTERNAL_KEY = "test-internal-key-0123456789abcdefghij"
 WEBHOOK_SECRET = "dGVzdC13ZWJob29rLXNlY3JldC0wMTIzNDU2Nzg5YWI="  # base64 of a test secret
 AUTH = {"Authorization": f"Bearer {INTERNAL_KEY}"}
 

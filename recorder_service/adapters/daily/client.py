@@ -10,6 +10,7 @@ import random
 import time
 from collections.abc import Mapping
 from typing import Any, Literal
+from urllib.parse import quote
 
 import httpx
 import msgspec
@@ -85,6 +86,11 @@ def classify_error(status_code: int, body: bytes, operation: str) -> DailyError:
     if status_code == 429:
         return DailyRateLimited(message, **kwargs)
     return DailyError(message, **kwargs)
+
+
+def segment(value: str) -> str:
+    """One path segment of a Daily URL: a room name or id never adds a segment or a query."""
+    return quote(value, safe="")
 
 
 def _is_retryable(exc: DailyError) -> bool:
@@ -185,14 +191,18 @@ class DailyClient:
             StartRecordingRequest(type=type, instance_id=instance_id, max_duration=max_duration_s)
         )
         # Daily's success body is undocumented: treat it as opaque.
-        await self._request("start_recording", "POST", f"rooms/{room_name}/recordings/start", json=body)
+        await self._request(
+            "start_recording", "POST", f"rooms/{segment(room_name)}/recordings/start", json=body
+        )
 
     async def stop_recording(self, room_name: str, *, type: StartType, instance_id: str) -> None:
         body = msgspec.json.encode(StopRecordingRequest(type=type, instance_id=instance_id))
-        await self._request("stop_recording", "POST", f"rooms/{room_name}/recordings/stop", json=body)
+        await self._request(
+            "stop_recording", "POST", f"rooms/{segment(room_name)}/recordings/stop", json=body
+        )
 
     async def get_recording_raw(self, recording_id: str) -> bytes:
-        return await self._request("get_recording", "GET", f"recordings/{recording_id}")
+        return await self._request("get_recording", "GET", f"recordings/{segment(recording_id)}")
 
     async def list_recordings_raw(
         self,
@@ -243,5 +253,7 @@ class DailyClient:
         body = msgspec.json.encode(
             CreateWebhookRequest(url=url, hmac=hmac_secret, event_types=event_types, retry_type=retry_type)
         )
-        raw = await self._request("update_webhook", "POST", f"webhooks/{uuid}", json=body, retry=False)
+        raw = await self._request(
+            "update_webhook", "POST", f"webhooks/{segment(uuid)}", json=body, retry=False
+        )
         return _webhook_decoder.decode(raw)

@@ -30,6 +30,18 @@ def build_parser() -> argparse.ArgumentParser:
     sim = sub.add_parser("simulate-daily", help="run the Daily.co API simulator (tests and demos)")
     sim.add_argument("--host", default="127.0.0.1")
     sim.add_argument("--port", type=int, default=8900)
+    sim.add_argument(
+        "--start-rate-limit",
+        metavar="CALLS/SECONDS",
+        help="answer 429 to recording starts beyond CALLS in any SECONDS, as Daily does (e.g. 5/5)",
+    )
+    sim.add_argument(
+        "--hosting-delay",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="a room answers 'not hosting' for this long after its first participant joined",
+    )
 
     demo = sub.add_parser("demo", help="play one meeting through the whole service on embedded defaults")
     demo.add_argument("--keep-running", action="store_true", help="leave the service up afterwards")

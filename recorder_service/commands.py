@@ -99,9 +99,16 @@ async def dispatch(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     if args.command == "simulate-daily":
         from recorder_service.tools.simulator import SimulatorConfig, run_simulator
 
-        await run_simulator(
-            args.host, args.port, SimulatorConfig(api_key=env.get("RECORDER_DAILY_API_KEY") or None)
+        rate_limit = None
+        if args.start_rate_limit:
+            calls, _, seconds = args.start_rate_limit.partition("/")
+            rate_limit = (int(calls), float(seconds))
+        config = SimulatorConfig(
+            api_key=env.get("RECORDER_DAILY_API_KEY") or None,
+            start_rate_limit=rate_limit,
+            hosting_delay_s=args.hosting_delay,
         )
+        await run_simulator(args.host, args.port, config)
         return 0
     if args.command == "daily":
         from recorder_service.adapters.daily.client import DailyClient

@@ -17,6 +17,7 @@ import msgspec
 from opentelemetry.trace import SpanKind
 
 from recorder_service.adapters.retry_after import parse_retry_after
+from recorder_service.core.ports import CallGate
 from recorder_service.errors import (
     DailyActiveStream,
     DailyError,
@@ -136,8 +137,10 @@ class DailyClient:
         json: bytes | None = None,
         params: Mapping[str, str | int] | None = None,
         retry: bool = True,
+        gate: CallGate | None = None,
     ) -> bytes:
-        """Retries 5xx, 429 and transport errors only, with full jitter; never 4xx."""
+        """Retries 5xx, 429 and transport errors only, with full jitter; never 4xx. With a `gate`,
+        every attempt passes through it (the start budget counts retries too)."""
         tracer = self._telemetry.tracer
         attributes = {"http.request.method": method, "daily.operation": operation}
         with tracer.start_as_current_span(
@@ -148,15 +151,11 @@ class DailyClient:
             for attempt in range(1, attempts + 1):
                 span.set_attribute("daily.attempts", attempt)
                 retry_after: float | None = None
+                if gate is not None:
+                    await gate.enter()
                 started = time.monotonic()
                 try:
-                    response = await self._http.request(
-                        method,
-                        path.lstrip("/"),
-                        content=json,
-                        params=params,
-                        headers={"Content-Type": "application/json"} if json is not None else None,
-                    )
+                    response = await self._send(method, path, json, params, gate)
                 except httpx.TimeoutException as exc:
                     self._observe(operation, "timeout", started)
                     last = DailyError(f"Daily {operation} timed out: {type(exc).__name__}")
@@ -181,19 +180,50 @@ class DailyClient:
             assert last is not None
             raise last
 
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        json: bytes | None,
+        params: Mapping[str, str | int] | None,
+        gate: CallGate | None,
+    ) -> httpx.Response:
+        status: int | None = None
+        retry_after: float | None = None
+        try:
+            response = await self._http.request(
+                method,
+                path.lstrip("/"),
+                content=json,
+                params=params,
+                headers={"Content-Type": "application/json"} if json is not None else None,
+            )
+            status = response.status_code
+            if status == 429:
+                retry_after = parse_retry_after(response.headers.get("retry-after"))
+            return response
+        finally:
+            if gate is not None:
+                await gate.leave(status, retry_after)
+
     def _observe(self, operation: str, status: str, started: float) -> None:
         self._telemetry.instruments.record_daily_request(operation, status, time.monotonic() - started)
 
     async def start_recording(
-        self, room_name: str, *, type: StartType, instance_id: str, max_duration_s: int | None = None
+        self,
+        room_name: str,
+        *,
+        type: StartType,
+        instance_id: str,
+        max_duration_s: int | None = None,
+        gate: CallGate | None = None,
     ) -> None:
         body = msgspec.json.encode(
             StartRecordingRequest(type=type, instance_id=instance_id, max_duration=max_duration_s)
         )
         # Daily's success body is undocumented: treat it as opaque.
-        await self._request(
-            "start_recording", "POST", f"rooms/{segment(room_name)}/recordings/start", json=body
-        )
+        path = f"rooms/{segment(room_name)}/recordings/start"
+        await self._request("start_recording", "POST", path, json=body, gate=gate)
 
     async def stop_recording(self, room_name: str, *, type: StartType, instance_id: str) -> None:
         body = msgspec.json.encode(StopRecordingRequest(type=type, instance_id=instance_id))

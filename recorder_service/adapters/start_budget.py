@@ -214,8 +214,9 @@ local next_free = 0
 if blocked > 0 then
   next_free = blocked
 elseif free <= 0 then
+  -- A call still in flight (counted from its grant plus hold) will most likely come back now.
   local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-  next_free = tonumber(oldest[2]) + window - now
+  next_free = math.min(tonumber(oldest[2]), now) + window - now
 end
 if paced then next_free = math.max(next_free, tonumber(paced) - now) end
 return {0, math.max(0, next_free), ahead, used}
@@ -395,7 +396,8 @@ class LocalBudgetBackend:
         if self.blocked_until > now:
             next_free = self.blocked_until - now
         elif free <= 0:
-            next_free = min(self.grants.values()) + policy.window_s - now
+            # A call still in flight (counted from its grant plus hold) will most likely come back now.
+            next_free = min(min(self.grants.values()), now) + policy.window_s - now
         if paced is not None:
             next_free = max(next_free, paced - now)
         return TryResult(False, max(0.0, next_free), ahead, used)

@@ -15,10 +15,16 @@ Loop = Callable[[Resources, asyncio.Event], Awaitable[None]]
 
 
 def registered_loops() -> list[tuple[str, Loop]]:
+    from recorder_service.workers.inbox_pruning import run_inbox_pruning
     from recorder_service.workers.outbox import run_outbox
     from recorder_service.workers.reconciler import run_inbox_sweep, run_reconciler
 
-    return [("outbox", run_outbox), ("reconciler", run_reconciler), ("inbox-sweep", run_inbox_sweep)]
+    return [
+        ("outbox", run_outbox),
+        ("reconciler", run_reconciler),
+        ("inbox-sweep", run_inbox_sweep),
+        ("inbox-retention", run_inbox_pruning),
+    ]
 
 
 @contextlib.asynccontextmanager

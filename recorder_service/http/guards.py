@@ -61,6 +61,12 @@ def client_of(connection: AnyConnection) -> str:
 async def rate_limit(connection: AnyConnection, _: BaseRouteHandler) -> None:
     res = resources_of(connection)
     client = client_of(connection)
+    # How an operator checks the proxy set-up (docs/operations.md, "Behind a proxy").
+    log.debug(
+        "public request from client %s (TCP peer %s)",
+        client,
+        connection.client.host if connection.client else None,
+    )
     limit = res.settings.rate_limit_per_minute
     try:
         wait_s = await res.coordinator.hit(f"public:{client}", limit=limit, window_s=60)

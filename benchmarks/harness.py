@@ -38,7 +38,7 @@ PG_ADMIN_DSN = os.environ.get(
 )
 PG_HOST = os.environ.get("RECORDER_BENCH_PG_HOST", "postgres@127.0.0.1:5432")
 REDIS_URL = os.environ.get("RECORDER_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
-INTERNAL_KEY = "bench-internal-key-0123456789"
+INTERNAL_KEY = "bench-internal-key-0123456789abcdefghij"
 AUTH = {"Authorization": f"Bearer {INTERNAL_KEY}"}
 WEBHOOK_SECRET = base64.b64encode(b"bench-webhook-secret-0123456789ab").decode()
 # Playback needs a token by default (RECORDER_PLAYBACK_AUTH=token); playback.py mints them.

@@ -15,7 +15,7 @@ from recorder_service.http.admin import AdminController
 from recorder_service.http.daily_webhook import DailyWebhookController
 from recorder_service.http.errors import handle_recorder_error, handle_unexpected
 from recorder_service.http.meetings import MeetingsController, PlaybackController, StartController
-from recorder_service.http.ops import healthz, metrics, readyz
+from recorder_service.http.ops import MetricsPortSplit, healthz, metrics, readyz
 from recorder_service.resources import freeze_startup_heap, open_resources
 from recorder_service.settings import Settings
 from recorder_service.telemetry import Telemetry
@@ -71,7 +71,8 @@ def create_app(
                 meter_provider=telemetry.meter_provider,
                 exclude=_UNTRACED_PATHS,
                 exclude_spans=["receive", "send"],
-            ).middleware
+            ).middleware,
+            *([MetricsPortSplit(settings.metrics_port)] if settings.metrics_port is not None else []),
         ],
         lifespan=[lifespan],
         exception_handlers={RecorderError: handle_recorder_error, Exception: handle_unexpected},
@@ -80,7 +81,7 @@ def create_app(
             allow_methods=["GET", "HEAD", "POST", "OPTIONS"],
             allow_headers=["Content-Type"],
             # The browser must read Retry-After on 409/429 to pace its retries.
-            expose_headers=["Retry-After"],
+            expose_headers=["Retry-After", "RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"],
             max_age=600,
         )
         if settings.cors_origins

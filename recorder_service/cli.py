@@ -34,6 +34,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--s3-endpoint-url", help="write finished recordings to this S3-compatible store (needs --s3-bucket)"
     )
     sim.add_argument("--s3-bucket", help="bucket for finished recordings, as Daily's custom bucket")
+    sim.add_argument(
+        "--start-rate-limit",
+        metavar="CALLS/SECONDS",
+        help="answer 429 to recording starts beyond CALLS in any SECONDS, as Daily does (e.g. 5/5)",
+    )
+    sim.add_argument(
+        "--hosting-delay",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="a room answers 'not hosting' for this long after its first participant joined",
+    )
 
     demo = sub.add_parser("demo", help="play one meeting through the whole service on embedded defaults")
     demo.add_argument("--keep-running", action="store_true", help="leave the service up afterwards")

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import importlib.util
 import logging
+import socket
 import sys
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
@@ -62,10 +63,31 @@ def serve(args: argparse.Namespace, env: Mapping[str, str]) -> int:
         telemetry=init_telemetry(env),
         freeze_heap=True,
     )
-    uvicorn.run(
-        app, host=args.host, port=args.port, log_config=None, access_log=False, timeout_graceful_shutdown=20
+    config = uvicorn.Config(
+        app,
+        host=args.host,
+        port=args.port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=20,
+        # Never believe X-Forwarded-For here: the rate limit reads it behind RECORDER_TRUSTED_PROXIES only.
+        proxy_headers=False,
     )
+    server = uvicorn.Server(config)
+    if settings.metrics_port is None:
+        server.run()
+    else:
+        # One server, two sockets: the app tells them apart (http/ops.py MetricsPortSplit).
+        server.run(sockets=[_listening(args.host, args.port), _listening(args.host, settings.metrics_port)])
     return 0
+
+
+def _listening(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    return sock
 
 
 async def schema_is_current(database_url: str) -> bool:
@@ -110,10 +132,16 @@ async def dispatch(args: argparse.Namespace, env: Mapping[str, str]) -> int:
         if (args.s3_endpoint_url is None) != (args.s3_bucket is None):
             print("recorder-service: --s3-endpoint-url and --s3-bucket go together", file=sys.stderr)
             return 2
+        rate_limit = None
+        if args.start_rate_limit:
+            calls, _, seconds = args.start_rate_limit.partition("/")
+            rate_limit = (int(calls), float(seconds))
         config = SimulatorConfig(
             api_key=env.get("RECORDER_DAILY_API_KEY") or None,
             s3_endpoint_url=args.s3_endpoint_url,
             s3_bucket=args.s3_bucket,
+            start_rate_limit=rate_limit,
+            hosting_delay_s=args.hosting_delay,
         )
         await run_simulator(args.host, args.port, config)
         return 0

@@ -83,9 +83,25 @@ class InvalidSignature(RecorderError):
 
 
 class RateLimited(RecorderError):
-    def __init__(self, retry_after_s: int) -> None:
+    """One client sent more than its share (429, with RateLimit-* headers when `limit` is known)."""
+
+    def __init__(self, retry_after_s: int, *, limit: int | None = None) -> None:
         super().__init__("too many requests")
         self.retry_after_s = retry_after_s
+        self.limit = limit
+
+
+class StartBudgetExhausted(RecorderError):
+    """No start call to Daily could be had from the deployment's budget within the caller's wait
+    (429); `retry_after_s` is when its turn is expected."""
+
+    def __init__(self, retry_after_s: int) -> None:
+        super().__init__("too many recordings are starting right now; retry later")
+        self.retry_after_s = retry_after_s
+
+
+class UnsupportedMediaType(RecorderError):
+    """A JSON endpoint received a body declared as something else (415)."""
 
 
 class Unauthorized(RecorderError):

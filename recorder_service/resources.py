@@ -21,6 +21,12 @@ from recorder_service.adapters.db.engine import create_engine, session_factory, 
 from recorder_service.adapters.db.inbox_writer import InboxWriter
 from recorder_service.adapters.db.types import utcnow
 from recorder_service.adapters.db.unit_of_work import Database
+from recorder_service.adapters.start_budget import (
+    BudgetPolicy,
+    LocalBudgetBackend,
+    RedisBudgetBackend,
+    StartBudget,
+)
 from recorder_service.adapters.storage import RecordingStorage
 from recorder_service.core.daily_signature import DailyWebhookVerifier
 from recorder_service.core.playback_tokens import PlaybackTokens
@@ -65,15 +71,32 @@ class Resources:
 
 
 def start_policy(s: Settings) -> StartPolicy:
-    # The lock must outlive the holder's worst case: the not-hosting budget plus Daily's
-    # bounded retries (timeout per attempt, with backoff).
-    worst_case_s = s.start_not_hosting_budget_seconds + s.daily_timeout_seconds * s.daily_max_attempts + 10
+    # The lock must outlive the holder's worst case: its wait for a call from the start budget,
+    # the not-hosting budget, and Daily's bounded retries (timeout per attempt, with backoff).
+    worst_case_s = (
+        s.daily_start_budget_wait_seconds
+        + s.start_not_hosting_budget_seconds
+        + s.daily_timeout_seconds * s.daily_max_attempts
+        + 10
+    )
     return StartPolicy(
         cloud_start=s.cloud_start,
         not_hosting_budget_s=s.start_not_hosting_budget_seconds,
         not_hosting_delay_s=s.start_not_hosting_delay_seconds,
         lock_ttl_s=worst_case_s + 30,
         lock_wait_s=worst_case_s,
+    )
+
+
+def budget_policy(s: Settings) -> BudgetPolicy:
+    return BudgetPolicy(
+        calls=s.daily_start_budget_calls,
+        window_s=s.daily_start_budget_window_seconds,
+        wait_s=s.daily_start_budget_wait_seconds,
+        # About one call per second per meeting and type: the pace of the not-hosting retries.
+        meeting_interval_s=s.start_not_hosting_delay_seconds,
+        # Longer than any one request to Daily (connect, then read, each bounded by the timeout).
+        hold_s=2 * s.daily_timeout_seconds + 5,
     )
 
 
@@ -105,9 +128,13 @@ async def open_resources(
             retry=Retry(ExponentialBackoff(cap=0.2, base=0.05), retries=2),
         )
         coordinator = RedisCoordinator(redis_client, settings.redis_prefix)
+        budget_backend: RedisBudgetBackend | LocalBudgetBackend = RedisBudgetBackend(
+            redis_client, settings.redis_prefix
+        )
     else:
         log.warning("RECORDER_REDIS_URL is unset: in-process locks, run a single replica only")
         coordinator = LocalCoordinator()
+        budget_backend = LocalBudgetBackend()
     daily_http = DailyClient.build_http(
         settings.daily_api_url, settings.daily_api_key, settings.daily_timeout_seconds
     )
@@ -149,6 +176,7 @@ async def open_resources(
         policy=start_policy(settings),
         now=utcnow,
         telemetry=telemetry,
+        budget=StartBudget(budget_backend, budget_policy(settings), telemetry),
     )
     try:
         async with RecordingStorage.open(

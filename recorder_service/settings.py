@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 import msgspec
 
 from recorder_service.core.callbacks import decode_callback_secret
+from recorder_service.core.client_address import parse_trusted_proxies
 from recorder_service.core.daily_signature import decode_daily_secret
+from recorder_service.core.secret_strength import is_placeholder, weakness
 
 ENV_PREFIX = "RECORDER_"
 DEFAULT_DAILY_API_URL = "https://api.daily.co/v1"
@@ -65,6 +68,18 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     reconcile_interval_seconds: PositiveSeconds = 300.0
     callback_retry_seconds: tuple[PositiveSeconds, ...] = DEFAULT_CALLBACK_RETRY_SECONDS
     rate_limit_per_minute: Annotated[int, msgspec.Meta(ge=1)] = 600
+    # Reverse proxies whose X-Forwarded-For is believed (addresses or CIDR ranges).
+    trusted_proxies: tuple[str, ...] = ()
+    # Daily allows about one recording start per second per domain (5 per 5 s): every replica
+    # draws its start calls, retries included, from one budget of this many calls per window.
+    daily_start_budget_calls: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 5
+    daily_start_budget_window_seconds: PositiveSeconds = 5.0
+    # How long a start waits for a call from the budget before answering 429.
+    daily_start_budget_wait_seconds: Annotated[float, msgspec.Meta(ge=0, le=300)] = 20.0
+    # When set, GET /metrics is served on this port only (not on the API's port).
+    metrics_port: Annotated[int, msgspec.Meta(ge=1, le=65535)] | None = None
+    # Applied and ignored webhook events older than this are deleted from the inbox.
+    inbox_retention_days: Annotated[float, msgspec.Meta(ge=1)] = 30.0
     # Not in the contract's table; ours to tune (tests shrink them).
     start_not_hosting_budget_seconds: Annotated[float, msgspec.Meta(ge=0)] = 10.0
     start_not_hosting_delay_seconds: PositiveSeconds = 1.0
@@ -105,6 +120,7 @@ _LIST_FIELDS = {
     "callback_retry_seconds",
     "forward_daily_events",
     "deletion_retry_seconds",
+    "trusted_proxies",
 }
 _SECRET_FIELDS = {
     "daily_api_key",
@@ -186,7 +202,71 @@ def _check_consistency(s: Settings) -> None:
         )
     if s.redis_url is not None and not s.redis_url.startswith(("redis://", "rediss://", "unix://")):
         raise ConfigError(f"{env_name('redis_url')}: must be a redis:// or rediss:// URL")
+    try:
+        parse_trusted_proxies(s.trusted_proxies)
+    except ValueError:
+        raise ConfigError(
+            f"{env_name('trusted_proxies')}: every entry must be an IP address or a CIDR range"
+        ) from None
+    _check_secrets(s)
     _check_privacy(s)
+
+
+# Contract §2: an internal key under 32 characters or a Daily webhook secret under 16 bytes
+# protects nothing. Standard Webhooks asks for callback secrets of 24 to 64 bytes.
+MIN_INTERNAL_KEY_CHARS = 32
+MIN_DAILY_WEBHOOK_SECRET_BYTES = 16
+MIN_CALLBACK_SECRET_BYTES = 24
+
+
+def _check_secrets(s: Settings) -> None:
+    """Weak or placeholder secrets stop the process like any invalid value (never quoting them)."""
+    problems: list[tuple[str, str | None]] = []
+    if s.internal_api_key:
+        problems.append(("internal_api_key", weakness(s.internal_api_key, min_length=MIN_INTERNAL_KEY_CHARS)))
+    for secret in s.daily_webhook_secrets:
+        size = len(decode_daily_secret(secret))
+        problems.append(
+            (
+                "daily_webhook_secrets",
+                weakness(secret, min_length=MIN_DAILY_WEBHOOK_SECRET_BYTES, unit="bytes", length=size),
+            )
+        )
+    if s.callback_secret is not None:
+        body = s.callback_secret.strip().removeprefix("whsec_")
+        size = len(decode_callback_secret(s.callback_secret))
+        problems.append(
+            (
+                "callback_secret",
+                weakness(body, min_length=MIN_CALLBACK_SECRET_BYTES, unit="bytes (decoded)", length=size),
+            )
+        )
+    if s.playback_secret:
+        problems.append(
+            ("playback_secret", weakness(s.playback_secret, min_length=MIN_PLAYBACK_SECRET_CHARS))
+        )
+    # With the simulator any key does; against Daily's API a template's placeholder is a mistake.
+    if (
+        s.daily_api_key
+        and s.daily_api_url.rstrip("/") == DEFAULT_DAILY_API_URL
+        and is_placeholder(s.daily_api_key)
+    ):
+        problems.append(("daily_api_key", "is a placeholder, not a secret"))
+    for field in ("database_url", "redis_url"):
+        url = getattr(s, field)
+        password = _url_password(url) if url else None
+        if password and is_placeholder(password):
+            problems.append((field, "its password is a placeholder"))
+    for field, problem in problems:
+        if problem is not None:
+            raise ConfigError(f"{env_name(field)}: {problem}")
+
+
+def _url_password(url: str) -> str | None:
+    try:
+        return urlsplit(url).password
+    except ValueError:
+        return None
 
 
 def _check_privacy(s: Settings) -> None:

@@ -20,9 +20,24 @@ class Coordinator(Protocol):
     async def get_outcome(self, key: str) -> bytes | None: ...
 
 
+class CallGate(Protocol):
+    """Paces the HTTP requests of one Daily call: entered before each attempt (retries too), left
+    when the attempt's answer came back or its transport failed (`status_code` None)."""
+
+    async def enter(self) -> None: ...
+
+    async def leave(self, status_code: int | None, retry_after_s: float | None) -> None: ...
+
+
 class DailyRecordingStarter(Protocol):
     async def start_recording(
-        self, room_name: str, *, type: StartType, instance_id: str, max_duration_s: int | None = None
+        self,
+        room_name: str,
+        *,
+        type: StartType,
+        instance_id: str,
+        max_duration_s: int | None = None,
+        gate: CallGate | None = None,
     ) -> None: ...
 
 

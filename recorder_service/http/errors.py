@@ -28,8 +28,10 @@ from recorder_service.errors import (
     RecordingAlreadyActive,
     RecordingNotFound,
     RoomNotHosting,
+    StartBudgetExhausted,
     StorageUnavailable,
     Unauthorized,
+    UnsupportedMediaType,
     WebhooksNotConfigured,
 )
 
@@ -50,7 +52,9 @@ _STATUS: list[tuple[type[RecorderError], int]] = [
     (MeetingNotRecordable, 409),
     (RoomNotHosting, 409),
     (RecordingAlreadyActive, 409),
+    (UnsupportedMediaType, 415),
     (RateLimited, 429),
+    (StartBudgetExhausted, 429),
     (DailyError, 502),
     (DailyParseError, 502),
     (InternalApiDisabled, 503),
@@ -73,7 +77,16 @@ def error_response(
 
 
 def _headers(exc: RecorderError) -> dict[str, str] | None:
-    if isinstance(exc, RoomNotHosting | RateLimited):
+    if isinstance(exc, RateLimited) and exc.limit is not None:
+        wait = str(max(1, exc.retry_after_s))
+        # IETF draft "RateLimit header fields for HTTP", beside the classic Retry-After.
+        return {
+            "Retry-After": wait,
+            "RateLimit-Limit": str(exc.limit),
+            "RateLimit-Remaining": "0",
+            "RateLimit-Reset": wait,
+        }
+    if isinstance(exc, RoomNotHosting | RateLimited | StartBudgetExhausted):
         return {"Retry-After": str(max(1, exc.retry_after_s))}
     if isinstance(exc, LockWaitTimeout | CoordinationUnavailable | StorageUnavailable):
         return {"Retry-After": "2"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hmac
 import logging
 import re
@@ -11,6 +12,7 @@ from litestar import Request
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 
+from recorder_service.core.client_address import IPNetwork, client_address, parse_trusted_proxies
 from recorder_service.errors import (
     CoordinationUnavailable,
     InternalApiDisabled,
@@ -43,19 +45,37 @@ async def require_internal_key(connection: AnyConnection, _: BaseRouteHandler) -
         raise Unauthorized("missing or invalid bearer token")
 
 
+@functools.cache
+def _trusted_networks(values: tuple[str, ...]) -> tuple[IPNetwork, ...]:
+    return parse_trusted_proxies(values)  # validated when the settings were loaded
+
+
+def client_of(connection: AnyConnection) -> str:
+    """The client's address: X-Forwarded-For is read only behind RECORDER_TRUSTED_PROXIES."""
+    trusted = _trusted_networks(resources_of(connection).settings.trusted_proxies)
+    peer = connection.client.host if connection.client else None
+    forwarded = connection.headers.getall("x-forwarded-for", []) if trusted else []
+    return client_address(peer, forwarded, trusted)
+
+
 async def rate_limit(connection: AnyConnection, _: BaseRouteHandler) -> None:
     res = resources_of(connection)
-    client = connection.client.host if connection.client else "unknown"
+    client = client_of(connection)
+    # How an operator checks the proxy set-up (docs/operations.md, "Behind a proxy").
+    log.debug(
+        "public request from client %s (TCP peer %s)",
+        client,
+        connection.client.host if connection.client else None,
+    )
+    limit = res.settings.rate_limit_per_minute
     try:
-        wait_s = await res.coordinator.hit(
-            f"public:{client}", limit=res.settings.rate_limit_per_minute, window_s=60
-        )
+        wait_s = await res.coordinator.hit(f"public:{client}", limit=limit, window_s=60)
     except CoordinationUnavailable:
         # Fail open: losing Redis must not take playback down; starts still refuse (503).
         log.warning("rate limiter unavailable (redis); request allowed")
         return
     if wait_s is not None:
-        raise RateLimited(wait_s)
+        raise RateLimited(wait_s, limit=limit)
 
 
 async def valid_meeting_id(connection: AnyConnection, _: BaseRouteHandler) -> None:

@@ -15,6 +15,7 @@ from litestar.response import Redirect
 from recorder_service.core.deletions import DeletionReason
 from recorder_service.core.models import Meeting
 from recorder_service.errors import InvalidInput
+from recorder_service.http.bodies import json_body
 from recorder_service.http.guards import (
     MEETING_ID,
     AnyRequest,
@@ -54,7 +55,12 @@ class StartController(Controller):
     guards = [valid_meeting_id, rate_limit]
     tags = ["public"]
 
-    @post("/recordings/start", status_code=200, summary="Start a recording at join time (idempotent)")
+    @post(
+        "/recordings/start",
+        status_code=200,
+        summary="Start a recording at join time (idempotent)",
+        guards=[json_body],
+    )
     async def start(
         self, request: AnyRequest, meeting_id: MeetingIdPath, data: JSONBody[StartRequest]
     ) -> StartResponse:
@@ -118,7 +124,9 @@ class MeetingsController(Controller):
     tags = ["internal"]
     security = [{"BearerToken": []}]
 
-    @put("/meetings/{meeting_id:str}", summary="Register or update a meeting (idempotent)")
+    @put(
+        "/meetings/{meeting_id:str}", summary="Register or update a meeting (idempotent)", guards=[json_body]
+    )
     async def put_meeting(
         self, request: AnyRequest, meeting_id: MeetingIdPath, data: JSONBody[MeetingPut]
     ) -> Response[MeetingRecordings]:

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 from litestar import Response, get
+from litestar.enums import ScopeType
+from litestar.exceptions import NotFoundException
+from litestar.middleware import ASGIMiddleware
+from litestar.types import ASGIApp, Receive, Scope, Send
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
@@ -51,3 +55,21 @@ async def metrics(request: AnyRequest) -> Response[bytes]:
     # The backlog gauges are global (one outbox for all replicas): read it fresh per scrape.
     await refresh_pending_gauges(res)
     return Response(generate_latest(res.telemetry.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+class MetricsPortSplit(ASGIMiddleware):
+    """With RECORDER_METRICS_PORT, `GET /metrics` answers on that port only, and that port
+    answers nothing else: the public port (behind the ingress) never shows the metrics, and the
+    metrics port never serves the API. The port is that of the socket the request came in on."""
+
+    scopes = (ScopeType.HTTP,)
+
+    def __init__(self, metrics_port: int) -> None:
+        self.metrics_port = metrics_port
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
+        server = scope.get("server")
+        on_metrics_port = server is not None and server[1] == self.metrics_port
+        if on_metrics_port != (scope["path"] == "/metrics"):
+            raise NotFoundException()
+        await next_app(scope, receive, send)

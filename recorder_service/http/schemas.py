@@ -13,6 +13,8 @@ from recorder_service.core.models import Availability, Meeting, Recording
 from recorder_service.core.statuses import ApiRecordingStatus, api_status
 
 MEETING_ID_PATTERN = r"^[A-Za-z0-9._:-]{1,128}$"
+# A Daily room name (contract §5): it becomes a segment of Daily API paths.
+ROOM_NAME_PATTERN = r"^[A-Za-z0-9_-]{1,128}$"
 
 # Validated by the valid_meeting_id guard (400), so the pattern is documentation here.
 MeetingIdPath = Annotated[
@@ -34,7 +36,7 @@ class StartResponse(msgspec.Struct, frozen=True):
 
 
 class MeetingPut(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
-    room_name: Annotated[str, msgspec.Meta(min_length=1, max_length=255)]
+    room_name: Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=ROOM_NAME_PATTERN)]
     recording_type: Literal["none", "local", "cloud"]
     start_date: datetime
     end_date: datetime | None = None

@@ -15,11 +15,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
+from urllib.parse import quote
 
 import msgspec
 
 from recorder_service.adapters.db.unit_of_work import Database
 from recorder_service.adapters.single_flight import SingleFlight
+from recorder_service.adapters.start_budget import BudgetPolicy, LocalBudgetBackend, StartBudget
 from recorder_service.core.models import (
     Meeting,
     Recording,
@@ -40,11 +42,18 @@ from recorder_service.errors import (
     RecorderError,
     RecordingAlreadyActive,
     RoomNotHosting,
+    StartBudgetExhausted,
     VideoOff,
 )
 from recorder_service.telemetry import Telemetry, disabled_telemetry
 
 DAILY_DEFAULT_MAX_DURATION_S = 3 * 3600
+
+# Anonymous callers read these (contract §3/§4): no room name (a join URL for public rooms), and
+# nothing that tells an unregistered meeting from one that is not recorded beyond the status code.
+NOT_FOUND_DETAIL = "no recording can be started for this meeting"
+NOT_RECORDABLE_DETAIL = "no recording can be started for this meeting now"
+NOT_HOSTING_DETAIL = "Daily is not hosting the meeting's call yet; retry after Retry-After"
 
 
 class StartOutcome(msgspec.Struct, frozen=True):
@@ -58,7 +67,7 @@ class _Attempt(msgspec.Struct, frozen=True):
     """What the last lock holder learned, so the callers queued behind it share its answer."""
 
     at: float
-    kind: Literal["active", "not_hosting", "daily_error"]
+    kind: Literal["active", "not_hosting", "daily_error", "budget"]
     message: str
     retry_after_s: int = 1
     status_code: int | None = None
@@ -83,6 +92,13 @@ class StartDeps:
     telemetry: Telemetry = field(default_factory=disabled_telemetry)
     # Join-time starts share one lock wait per (meeting, type) in this process.
     in_flight: SingleFlight[StartOutcome] = field(default_factory=SingleFlight)
+    # Daily's start calls of the whole deployment (resources.py gives the shared one).
+    budget: StartBudget = field(
+        default_factory=lambda: StartBudget(
+            LocalBudgetBackend(),
+            BudgetPolicy(calls=5, window_s=5, wait_s=20, meeting_interval_s=1, hold_s=30),
+        )
+    )
 
 
 def max_duration_for(meeting: Meeting, now: datetime) -> int:
@@ -95,13 +111,11 @@ def max_duration_for(meeting: Meeting, now: datetime) -> int:
 
 def check_recordable(meeting: Meeting | None, meeting_id: str, now: datetime) -> Meeting:
     if meeting is None:
-        raise MeetingNotFound(f"meeting {meeting_id} is not registered")
-    if meeting.recording_type != "cloud":
-        raise MeetingNotRecordable(
-            f"meeting {meeting_id} has recording_type {meeting.recording_type!r}, not 'cloud'"
-        )
-    if meeting.end_date is not None and meeting.end_date <= now:
-        raise MeetingNotRecordable(f"meeting {meeting_id} has ended")
+        raise MeetingNotFound(NOT_FOUND_DETAIL)
+    if meeting.recording_type != "cloud":  # not recorded by Daily's cloud
+        raise MeetingNotRecordable(NOT_RECORDABLE_DETAIL)
+    if meeting.end_date is not None and meeting.end_date <= now:  # ended
+        raise MeetingNotRecordable(NOT_RECORDABLE_DETAIL)
     return meeting
 
 
@@ -128,6 +142,8 @@ async def start_recording(deps: StartDeps, meeting_id: str, rec_type: RecordingT
 def _failure_outcome(exc: RecorderError) -> str:
     if isinstance(exc, RoomNotHosting):
         return "not_hosting"
+    if isinstance(exc, StartBudgetExhausted):
+        return "budget"
     if isinstance(exc, DailyError):
         return "failed"
     return "rejected"  # not registered, not recordable, cloud started by the client
@@ -156,6 +172,8 @@ async def _shared_answer(flight: asyncio.Future[StartOutcome]) -> StartOutcome |
         outcome = await asyncio.shield(flight)
     except RoomNotHosting as exc:
         raise RoomNotHosting(str(exc), retry_after_s=exc.retry_after_s) from exc
+    except StartBudgetExhausted as exc:
+        raise StartBudgetExhausted(exc.retry_after_s) from exc
     except DailyError as exc:
         raise DailyError(str(exc), status_code=exc.status_code) from exc
     except Exception:
@@ -176,6 +194,9 @@ async def _start_or_wait(deps: StartDeps, meeting_id: str, rec_type: RecordingTy
         if settled:
             return StartOutcome("already_active", rec_type, instance_id, meeting_id)
         await _replay_recent_failure(deps, key, arrived_at)
+        if await deps.budget.not_hosting_recently(_ticket(meeting_id, rec_type)):
+            # Daily said so a moment ago, to some caller on some replica: do not ask again yet.
+            raise RoomNotHosting(NOT_HOSTING_DETAIL, retry_after_s=_not_hosting_retry_after(deps))
         with tracer.start_as_current_span("start.claim"):
             async with deps.db.transaction() as uow:
                 active = await uow.recordings.find_active(meeting_id, rec_type)
@@ -243,13 +264,65 @@ async def _replay_recent_failure(deps: StartDeps, key: str, arrived_at: float) -
         return  # older than our request: try again ourselves
     if failure.kind == "not_hosting":
         raise RoomNotHosting(failure.message, retry_after_s=failure.retry_after_s)
+    if failure.kind == "budget":
+        raise StartBudgetExhausted(failure.retry_after_s)
     raise DailyError(failure.message, status_code=failure.status_code)
+
+
+def _ticket(meeting_id: str, rec_type: RecordingType) -> str:
+    return f"{meeting_id}:{rec_type}"
+
+
+def _not_hosting_retry_after(deps: StartDeps) -> int:
+    return max(1, math.ceil(deps.policy.not_hosting_delay_s))
+
+
+class _BudgetGate:
+    """Each HTTP start request of one start, retries included, takes a call from the budget."""
+
+    def __init__(self, budget: StartBudget, ticket: str) -> None:
+        self._budget = budget
+        self._ticket = ticket
+        self._grant: str | None = None
+        self.retry = False
+        self.wait_s = budget.policy.wait_s
+
+    async def enter(self) -> None:
+        self._grant = await self._budget.acquire(self._ticket, retry=self.retry, wait_s=self.wait_s)
+        self.retry = True  # the client's own retries (429, 5xx) are retries
+
+    async def leave(self, status_code: int | None, retry_after_s: float | None) -> None:
+        if self._grant is not None:
+            grant, self._grant = self._grant, None
+            await self._budget.complete(grant, status_code=status_code, retry_after_s=retry_after_s)
+
+
+def anonymous_daily_error(exc: DailyError, room_name: str) -> DailyError:
+    """Daily's error as an anonymous caller may read it: its `error`/`info` quoted, the room name
+    (a join URL for public rooms) cut out."""
+
+    def scrub(text: str | None) -> str | None:
+        if text is None:
+            return None
+        for name in {room_name, quote(room_name, safe="")}:
+            text = text.replace(name, "<room>")
+        return text
+
+    return DailyError(
+        scrub(str(exc)) or "Daily failed",
+        status_code=exc.status_code,
+        error_type=scrub(exc.error_type),
+        info=scrub(exc.info),
+    )
 
 
 async def _start_at_daily(
     deps: StartDeps, meeting: Meeting, rec_type: RecordingType, instance_id: str, claim_id: str, key: str
 ) -> StartOutcome:
-    deadline = time.monotonic() + deps.policy.not_hosting_budget_s
+    ticket = _ticket(meeting.id, rec_type)
+    gate = _BudgetGate(deps.budget, ticket)
+    # Set by Daily's first "not hosting": the retries that follow share this much time.
+    deadline: float | None = None
     attempt = 0
     while True:
         attempt += 1
@@ -262,36 +335,42 @@ async def _start_at_daily(
                     type=rec_type,
                     instance_id=instance_id,
                     max_duration_s=max_duration_for(meeting, deps.now()),
+                    gate=gate,
                 )
             status: Literal["started", "already_active"] = "started"
             break
         except DailyActiveStream:
             status = "already_active"
             break
+        except StartBudgetExhausted as exc:
+            if attempt == 1:
+                await _fail(deps, claim_id, key, _Attempt(time.time(), "budget", str(exc), exc.retry_after_s))
+                raise
+            # A retry found no call in time: Daily's last word was "not hosting".
+            await _fail_not_hosting(deps, claim_id, key, exc.retry_after_s)
+            raise RoomNotHosting(NOT_HOSTING_DETAIL, retry_after_s=exc.retry_after_s) from exc
         except DailyNotHosting as exc:
-            if time.monotonic() + deps.policy.not_hosting_delay_s > deadline:
-                retry_after = max(1, math.ceil(deps.policy.not_hosting_delay_s))
-                await _fail(
-                    deps,
-                    claim_id,
-                    key,
-                    _Attempt(
-                        time.time(),
-                        "not_hosting",
-                        f"Daily says room {meeting.room_name} is not hosting a call yet",
-                        retry_after,
-                    ),
-                )
-                raise RoomNotHosting(str(exc), retry_after_s=retry_after) from exc
+            await deps.budget.note_not_hosting(ticket)
+            now = time.monotonic()
+            if deadline is None:
+                deadline = now + deps.policy.not_hosting_budget_s
+            if now + deps.policy.not_hosting_delay_s > deadline:
+                retry_after = _not_hosting_retry_after(deps)
+                await _fail_not_hosting(deps, claim_id, key, retry_after)
+                raise RoomNotHosting(NOT_HOSTING_DETAIL, retry_after_s=retry_after) from exc
             await asyncio.sleep(deps.policy.not_hosting_delay_s)
+            # The next call waits for the budget no longer than the retries have left.
+            gate.wait_s = max(0.0, deadline - time.monotonic())
         except DailyError as exc:
+            public = anonymous_daily_error(exc, meeting.room_name)
             await _fail(
                 deps,
                 claim_id,
                 key,
-                _Attempt(time.time(), "daily_error", str(exc), status_code=exc.status_code),
+                _Attempt(time.time(), "daily_error", str(public), status_code=exc.status_code),
             )
-            raise
+            raise public from exc
+    await deps.budget.note_hosting(ticket)
     async with deps.db.transaction() as uow:
         # Conditional: a recording.started webhook may already have moved the claim on.
         await uow.recordings.confirm_claim(claim_id, started_at=deps.now())
@@ -302,6 +381,10 @@ async def _start_at_daily(
         ttl_s=deps.policy.lock_wait_s + 5,
     )
     return StartOutcome(status, rec_type, instance_id, meeting.id)
+
+
+async def _fail_not_hosting(deps: StartDeps, claim_id: str, key: str, retry_after_s: int) -> None:
+    await _fail(deps, claim_id, key, _Attempt(time.time(), "not_hosting", NOT_HOSTING_DETAIL, retry_after_s))
 
 
 async def _fail(deps: StartDeps, claim_id: str, key: str, failure: _Attempt) -> None:

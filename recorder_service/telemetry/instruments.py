@@ -21,6 +21,8 @@ SCOPE = "recorder_service"
 
 # Seconds; Daily calls take tens to hundreds of milliseconds, timeouts are ~10 s.
 _LATENCY_BUCKETS_S = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+# Seconds a start waits for a call from Daily's start budget (up to its wait, ~20 s).
+_BUDGET_WAIT_BUCKETS_S = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0)
 _WEBHOOK_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 # Event types come from signed bodies only; still, keep label values short and tame.
 _EVENT_TYPE = re.compile(r"[a-z0-9._-]{1,48}")
@@ -81,6 +83,24 @@ class Instruments:
             description="Time to answer Daily's webhook requests, by status code",
             explicit_bucket_boundaries_advisory=list(_WEBHOOK_BUCKETS_S),
         )
+        self._budget_grants = meter.create_counter(
+            "recorder.daily.start_budget.grants",
+            description="Start calls to Daily granted by the deployment's start budget, by kind (first, retry)",
+        )
+        self._budget_refusals = meter.create_counter(
+            "recorder.daily.start_budget.refusals",
+            description="Starts refused (429) because no start call could be had within their wait",
+        )
+        self._budget_waiting = meter.create_up_down_counter(
+            "recorder.daily.start_budget.waiting",
+            description="Starts of this replica waiting for a call from the start budget",
+        )
+        self._budget_wait = meter.create_histogram(
+            "recorder.daily.start_budget.wait",
+            unit="s",
+            description="Time a start waited for a call from the start budget (granted calls)",
+            explicit_bucket_boundaries_advisory=list(_BUDGET_WAIT_BUCKETS_S),
+        )
         self._callbacks = meter.create_counter(
             "recorder.callback.attempts",
             description="Callback delivery attempts to Reflector by outcome (delivered, retried, dead)",
@@ -139,6 +159,16 @@ class Instruments:
         attributes = {"operation": operation, "status": status}
         self._daily_requests.add(1, attributes)
         self._daily_duration.record(duration_s, attributes)
+
+    def budget_waiting(self, delta: int) -> None:
+        self._budget_waiting.add(delta)
+
+    def record_budget_grant(self, kind: str, waited_s: float) -> None:
+        self._budget_grants.add(1, {"kind": kind})
+        self._budget_wait.record(waited_s, {"kind": kind})
+
+    def count_budget_refusal(self, kind: str) -> None:
+        self._budget_refusals.add(1, {"kind": kind})
 
     def count_callback(self, event_type: str, outcome: str) -> None:
         self._callbacks.add(1, {"event_type": event_type_label(event_type), "outcome": outcome})

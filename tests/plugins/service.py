@@ -16,7 +16,7 @@ from recorder_service.client import mint_playback_token
 from recorder_service.settings import Settings, load_settings
 from recorder_service.tools.asgi_server import serve_in_task
 
-INTERNAL_KEY = "test-internal-key-0123456789"
+INTERNAL_KEY = "test-internal-key-0123456789abcdefghij"
 WEBHOOK_SECRET = "dGVzdC13ZWJob29rLXNlY3JldC0wMTIzNDU2Nzg5YWI="  # base64 of a test secret
 AUTH = {"Authorization": f"Bearer {INTERNAL_KEY}"}
 # RECORDER_PLAYBACK_AUTH=token is the default: tests that play back carry a token (playback()).
@@ -43,6 +43,9 @@ def service_env(db_url: str, daily_url: str = "http://127.0.0.1:9/v1", **overrid
         "RECORDER_START_NOT_HOSTING_DELAY_SECONDS": "0.2",
         "RECORDER_DAILY_TIMEOUT_SECONDS": "2",
         "RECORDER_DAILY_RETRY_BASE_SECONDS": "0.05",
+        # Daily's start budget, 5 calls per 0.5 s instead of per 5 s: tests keep it, but fast.
+        "RECORDER_DAILY_START_BUDGET_WINDOW_SECONDS": "0.5",
+        "RECORDER_DAILY_START_BUDGET_WAIT_SECONDS": "10",
     }
     env.update({k if k.startswith("RECORDER_") else f"RECORDER_{k.upper()}": v for k, v in overrides.items()})
     return env

@@ -91,6 +91,12 @@ class DailySim:
         result: Json = await self._control("GET", "/calls")
         return result
 
+    async def call_times(self, operation: str = "start_recording", window_s: float = 5.0) -> Json:
+        """{"calls": [{"at", "room"}] in arrival order, "max_in_window": the most calls of
+        `operation` that arrived within any `window_s`}."""
+        result: Json = await self._control("GET", f"/calls/times?operation={operation}&window_s={window_s}")
+        return result
+
     async def recordings(self) -> list[Json]:
         """Every recording with internal fields (type, instance_id, via)."""
         result: list[Json] = await self._control("GET", "/recordings")

@@ -24,7 +24,7 @@ import kubernetes_validate
 import pytest
 
 from recorder_service.cli import build_parser
-from recorder_service.settings import Settings, env_name
+from recorder_service.settings import ConfigError, Settings, env_name, load_settings
 from tests.support.paths import REPO_ROOT
 
 ROOT = REPO_ROOT
@@ -312,7 +312,22 @@ def test_compose_orders_startup_on_migration_and_healthy_backends(compose: dict[
     assert services["createbuckets"]["image"].startswith("minio/mc")
     for backend in ("postgres", "redis"):
         assert services[backend]["healthcheck"]["test"], f"{backend} needs a healthcheck"
-    assert f"{APP_PORT}:{APP_PORT}" in app["ports"]
+    assert f"127.0.0.1:{APP_PORT}:{APP_PORT}" in app["ports"]
+
+
+def test_compose_publishes_ports_on_loopback_only(compose: dict[str, Any]) -> None:
+    services = cast(dict[str, dict[str, Any]], compose["services"])
+    published = [(name, port) for name, service in services.items() for port in service.get("ports", [])]
+    assert published
+    for name, port in published:
+        assert str(port).startswith("127.0.0.1:"), f"{name} publishes {port} on every interface"
+
+
+def test_compose_ships_no_secret(compose: dict[str, Any]) -> None:
+    env = our_services(compose)["recorder"]["environment"]
+    for name in ("RECORDER_INTERNAL_API_KEY", "RECORDER_DAILY_WEBHOOK_SECRETS"):
+        # ${NAME:?message}: compose refuses to start until the operator sets it.
+        assert str(env[name]).startswith("${" + name + ":?"), name
 
 
 # The compose-spec JSON schema as vendored (with its source and licence) by check-jsonschema, a
@@ -463,7 +478,11 @@ def test_k8s_api_probes_and_ports_agree_with_image_and_contract() -> None:
     deployment = named("Deployment", "recorder-service")
     assert deployment["spec"]["replicas"] >= 2
     (container,) = pod_spec(deployment)["containers"]
-    assert [p["containerPort"] for p in container["ports"]] == [APP_PORT]
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports["http"] == APP_PORT
+    config_map = named("ConfigMap", "recorder-service-config")
+    assert ports["metrics"] == int(config_map["data"]["RECORDER_METRICS_PORT"])
+    assert set(ports) == {"http", "metrics"}
     probes = {kind: container[kind]["httpGet"] for kind in ("readinessProbe", "livenessProbe")}
     assert probes["readinessProbe"]["path"] == "/readyz"
     assert probes["livenessProbe"]["path"] == "/healthz"
@@ -510,6 +529,70 @@ def test_k8s_scaling_objects_target_the_api() -> None:
     assert pdb["apiVersion"] == "policy/v1"
     assert pdb["spec"]["minAvailable"] == 1
     assert pdb["spec"]["selector"]["matchLabels"].items() <= labels.items()
+
+
+@pytest.mark.parametrize(
+    "variable",
+    [
+        "RECORDER_DATABASE_URL",
+        "RECORDER_REDIS_URL",
+        "RECORDER_DAILY_API_KEY",
+        "RECORDER_DAILY_WEBHOOK_SECRETS",
+        "RECORDER_INTERNAL_API_KEY",
+        "RECORDER_CALLBACK_SECRET",
+    ],
+)
+def test_k8s_secret_template_placeholders_are_refused_by_the_service(variable: str) -> None:
+    config = named("ConfigMap", "recorder-service-config")["data"]
+    template = named("Secret", "recorder-service-secrets")["stringData"]
+    env = {k: str(v) for k, v in config.items()} | {
+        "RECORDER_DAILY_API_KEY": "3f9c1a7e5b2d4c6a8e0f1b3d5c7a9e2f"
+    }
+    with pytest.raises(ConfigError, match=variable):
+        load_settings(env | {variable: template[variable]})
+
+
+def test_k8s_ingress_exposes_only_the_public_routes_and_the_webhook() -> None:
+    ingress = named("Ingress", "recorder-service")
+    assert ingress["metadata"]["annotations"]["nginx.ingress.kubernetes.io/use-regex"] == "true"
+    paths = [p for rule in ingress["spec"]["rules"] for p in rule["http"]["paths"]]
+    for path in paths:
+        assert path["backend"]["service"] == {"name": "recorder-service", "port": {"name": "http"}}
+    patterns = [re.compile("^" + p["path"]) for p in paths]
+
+    def exposed(path: str) -> bool:
+        return any(pattern.match(path) for pattern in patterns)
+
+    meeting = "5b0b5d1c-2a33-4b7e-9d1e-0f0c7a1b2c3d"
+    for public in (
+        f"/v1/meetings/{meeting}/recordings/start",
+        f"/v1/meetings/{meeting}/cloud-recording",
+        "/v1/daily/webhook",
+    ):
+        assert exposed(public), public
+    for internal in (
+        f"/v1/meetings/{meeting}",
+        f"/v1/meetings/{meeting}/recordings",
+        f"/v1/meetings/{meeting}/cloud-recording/link",
+        "/v1/recordings/availability",
+        "/v1/daily/events",
+        "/v1/callbacks",
+        "/metrics",
+        "/healthz",
+        "/readyz",
+        "/schema/openapi.json",
+    ):
+        assert not exposed(internal), internal
+
+
+def test_k8s_network_policy_admits_the_api_port_and_the_metrics_port_only() -> None:
+    policy = named("NetworkPolicy", "recorder-service")
+    deployment = named("Deployment", "recorder-service")
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert policy["spec"]["podSelector"]["matchLabels"].items() <= labels.items()
+    assert policy["spec"]["policyTypes"] == ["Ingress"]
+    ports = {port["port"] for rule in policy["spec"]["ingress"] for port in rule["ports"]}
+    assert ports == {"http", "metrics"}
 
 
 def test_k8s_environment_comes_from_configmap_and_secret_with_known_names() -> None:

@@ -9,13 +9,15 @@ import pytest
 
 from recorder_service.settings import DEFAULT_DELETION_RETRY_SECONDS, ConfigError, load_settings
 
-DAILY = {"RECORDER_DAILY_API_KEY": "k"}
-SECRET = {"RECORDER_PLAYBACK_SECRET": "s" * 32}
+# A Daily API key has the shape of 64 hex digits; a placeholder is refused against Daily's API.
+DAILY = {"RECORDER_DAILY_API_KEY": "3f9c1a7e5b2d4c6a8e0f1b3d5c7a9e2f4b6d8c0a1e3f5b7d9c2a4e6f8b0d1c3e"}
+PLAYBACK_SECRET = "Zq4Lm8Xv2Rt6Np0Wc3Yh7Bk1Fd5Gs9Ja"  # 32 characters
+SECRET = {"RECORDER_PLAYBACK_SECRET": PLAYBACK_SECRET}
 
 
 def test_defaults() -> None:
     s = load_settings(DAILY | SECRET)
-    assert (s.playback_auth, s.playback_secret) == ("token", "s" * 32)
+    assert (s.playback_auth, s.playback_secret) == ("token", PLAYBACK_SECRET)
     assert (s.retention_cloud_days, s.retention_raw_tracks_days) == (None, None)  # kept
     assert s.retention_interval_seconds == 3600
     assert s.public_base_url is None
@@ -66,7 +68,7 @@ def test_the_secret_never_appears_in_the_error() -> None:
 def test_the_process_stops_with_one_line_naming_the_secret() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "recorder_service.cli", "migrate"],
-        env={"RECORDER_DAILY_API_KEY": "k", "PATH": "/usr/bin"},
+        env={**DAILY, "PATH": "/usr/bin"},
         capture_output=True,
         text=True,
         timeout=60,

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import base64
 import subprocess
 import sys
 
@@ -12,8 +13,12 @@ from recorder_service.settings import (
     unknown_variables,
 )
 
-PLAYBACK = {"RECORDER_PLAYBACK_SECRET": "p" * 32}
-BASE = {"RECORDER_DAILY_API_KEY": "k"} | PLAYBACK
+# The shape of a Daily API key (64 hex digits); a placeholder such as "k" is refused against Daily's API.
+DAILY_KEY = "3f9c1a7e5b2d4c6a8e0f1b3d5c7a9e2f4b6d8c0a1e3f5b7d9c2a4e6f8b0d1c3e"
+PLAYBACK = {"RECORDER_PLAYBACK_SECRET": "f3a1c9e7b5d2846a0c1e3f5b7d9a2c4e"}
+BASE = {"RECORDER_DAILY_API_KEY": DAILY_KEY} | PLAYBACK
+SECRET_1 = base64.b64encode(b"first-webhook-secret-of-32-bytes").decode()
+SECRET_2 = base64.b64encode(b"second-webhook-secret-32-bytes!!").decode()
 
 
 def test_defaults_match_the_contract() -> None:
@@ -36,12 +41,12 @@ def test_comma_lists_are_split() -> None:
         BASE
         | {
             "RECORDER_CORS_ORIGINS": "https://a.example, https://b.example",
-            "RECORDER_DAILY_WEBHOOK_SECRETS": "c2VjcmV0MQ==,c2VjcmV0Mg==",
+            "RECORDER_DAILY_WEBHOOK_SECRETS": f"{SECRET_1}, {SECRET_2}",
             "RECORDER_CALLBACK_RETRY_SECONDS": "1,2.5,10",
         }
     )
     assert s.cors_origins == ("https://a.example", "https://b.example")
-    assert s.daily_webhook_secrets == ("c2VjcmV0MQ==", "c2VjcmV0Mg==")
+    assert s.daily_webhook_secrets == (SECRET_1, SECRET_2)
     assert s.callback_retry_seconds == (1.0, 2.5, 10.0)
 
 
@@ -93,7 +98,7 @@ def test_unknown_variables_are_reported() -> None:
 def test_cli_stops_with_one_line_naming_the_variable(tmp_path: object) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "recorder_service.cli", "migrate"],
-        env={"RECORDER_DAILY_API_KEY": "k", "RECORDER_PRESIGN_TTL_SECONDS": "-5", "PATH": "/usr/bin"},
+        env={"RECORDER_DAILY_API_KEY": DAILY_KEY, "RECORDER_PRESIGN_TTL_SECONDS": "-5", "PATH": "/usr/bin"},
         capture_output=True,
         text=True,
         timeout=60,
@@ -113,7 +118,7 @@ def test_cli_warns_about_unknown_variable_and_runs(tmp_path: object) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "recorder_service.cli", "migrate"],
         env={
-            "RECORDER_DAILY_API_KEY": "k",
+            "RECORDER_DAILY_API_KEY": DAILY_KEY,
             **PLAYBACK,
             "RECORDER_DATABSE_URL": "typo",
             "PATH": "/usr/bin",

@@ -10,12 +10,14 @@ import random
 import time
 from collections.abc import Mapping
 from typing import Any, Literal
+from urllib.parse import quote
 
 import httpx
 import msgspec
 from opentelemetry.trace import SpanKind
 
 from recorder_service.adapters.retry_after import parse_retry_after
+from recorder_service.core.ports import CallGate
 from recorder_service.errors import (
     DailyActiveStream,
     DailyError,
@@ -87,6 +89,11 @@ def classify_error(status_code: int, body: bytes, operation: str) -> DailyError:
     return DailyError(message, **kwargs)
 
 
+def segment(value: str) -> str:
+    """One path segment of a Daily URL: a room name or id never adds a segment or a query."""
+    return quote(value, safe="")
+
+
 def _is_retryable(exc: DailyError) -> bool:
     code = exc.status_code
     return code is None or code == 429 or code >= 500
@@ -130,8 +137,10 @@ class DailyClient:
         json: bytes | None = None,
         params: Mapping[str, str | int] | None = None,
         retry: bool = True,
+        gate: CallGate | None = None,
     ) -> bytes:
-        """Retries 5xx, 429 and transport errors only, with full jitter; never 4xx."""
+        """Retries 5xx, 429 and transport errors only, with full jitter; never 4xx. With a `gate`,
+        every attempt passes through it (the start budget counts retries too)."""
         tracer = self._telemetry.tracer
         attributes = {"http.request.method": method, "daily.operation": operation}
         with tracer.start_as_current_span(
@@ -142,15 +151,11 @@ class DailyClient:
             for attempt in range(1, attempts + 1):
                 span.set_attribute("daily.attempts", attempt)
                 retry_after: float | None = None
+                if gate is not None:
+                    await gate.enter()
                 started = time.monotonic()
                 try:
-                    response = await self._http.request(
-                        method,
-                        path.lstrip("/"),
-                        content=json,
-                        params=params,
-                        headers={"Content-Type": "application/json"} if json is not None else None,
-                    )
+                    response = await self._send(method, path, json, params, gate)
                 except httpx.TimeoutException as exc:
                     self._observe(operation, "timeout", started)
                     last = DailyError(f"Daily {operation} timed out: {type(exc).__name__}")
@@ -175,24 +180,59 @@ class DailyClient:
             assert last is not None
             raise last
 
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        json: bytes | None,
+        params: Mapping[str, str | int] | None,
+        gate: CallGate | None,
+    ) -> httpx.Response:
+        status: int | None = None
+        retry_after: float | None = None
+        try:
+            response = await self._http.request(
+                method,
+                path.lstrip("/"),
+                content=json,
+                params=params,
+                headers={"Content-Type": "application/json"} if json is not None else None,
+            )
+            status = response.status_code
+            if status == 429:
+                retry_after = parse_retry_after(response.headers.get("retry-after"))
+            return response
+        finally:
+            if gate is not None:
+                await gate.leave(status, retry_after)
+
     def _observe(self, operation: str, status: str, started: float) -> None:
         self._telemetry.instruments.record_daily_request(operation, status, time.monotonic() - started)
 
     async def start_recording(
-        self, room_name: str, *, type: StartType, instance_id: str, max_duration_s: int | None = None
+        self,
+        room_name: str,
+        *,
+        type: StartType,
+        instance_id: str,
+        max_duration_s: int | None = None,
+        gate: CallGate | None = None,
     ) -> None:
         body = msgspec.json.encode(
             StartRecordingRequest(type=type, instance_id=instance_id, max_duration=max_duration_s)
         )
         # Daily's success body is undocumented: treat it as opaque.
-        await self._request("start_recording", "POST", f"rooms/{room_name}/recordings/start", json=body)
+        path = f"rooms/{segment(room_name)}/recordings/start"
+        await self._request("start_recording", "POST", path, json=body, gate=gate)
 
     async def stop_recording(self, room_name: str, *, type: StartType, instance_id: str) -> None:
         body = msgspec.json.encode(StopRecordingRequest(type=type, instance_id=instance_id))
-        await self._request("stop_recording", "POST", f"rooms/{room_name}/recordings/stop", json=body)
+        await self._request(
+            "stop_recording", "POST", f"rooms/{segment(room_name)}/recordings/stop", json=body
+        )
 
     async def get_recording_raw(self, recording_id: str) -> bytes:
-        return await self._request("get_recording", "GET", f"recordings/{recording_id}")
+        return await self._request("get_recording", "GET", f"recordings/{segment(recording_id)}")
 
     async def delete_recording(self, recording_id: str) -> None:
         """Daily's own record of a recording (`DELETE /recordings/:id`). For a custom bucket Daily
@@ -249,5 +289,7 @@ class DailyClient:
         body = msgspec.json.encode(
             CreateWebhookRequest(url=url, hmac=hmac_secret, event_types=event_types, retry_type=retry_type)
         )
-        raw = await self._request("update_webhook", "POST", f"webhooks/{uuid}", json=body, retry=False)
+        raw = await self._request(
+            "update_webhook", "POST", f"webhooks/{segment(uuid)}", json=body, retry=False
+        )
         return _webhook_decoder.decode(raw)

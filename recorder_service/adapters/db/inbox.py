@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 import msgspec
-from sqlalchemy import String, bindparam, func, or_, update
+from sqlalchemy import String, bindparam, delete, func, or_, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -169,6 +169,23 @@ class InboxRepository:
             stmt = stmt.where(col(InboxEventRow.received_at) >= received_after)
         stmt = stmt.order_by(col(InboxEventRow.received_at)).limit(limit)
         return list((await self._s.exec(stmt)).all())
+
+    async def delete_done(
+        self, *, received_before: datetime, states: Sequence[InboxState], source: str, limit: int
+    ) -> int:
+        """Deletes up to `limit` events of `source` in `states` received before the cutoff; the
+        number deleted. Batched, so no transaction holds many rows."""
+        ids = (
+            select(InboxEventRow.id)
+            .where(col(InboxEventRow.source) == source)
+            .where(col(InboxEventRow.state).in_([s.value for s in states]))
+            .where(col(InboxEventRow.received_at) < received_before)
+            .limit(limit)
+        )
+        found = list((await self._s.exec(ids)).all())
+        if found:
+            await self._s.exec(delete(InboxEventRow).where(col(InboxEventRow.id).in_(found)))
+        return len(found)
 
     async def list(
         self, *, state: InboxState | None, limit: int, before: tuple[datetime, str] | None = None

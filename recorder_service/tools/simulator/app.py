@@ -39,6 +39,8 @@ class RestCallMiddleware(ASGIMiddleware):
             await next_app(scope, receive, send)
             return
         sim = _simulator(scope["app"].state)
+        room = scope.get("path_params", {}).get("name")
+        sim.calls.arrived(operation, sim.clock(), room if isinstance(room, str) else None)
         status = 500
 
         async def send_counting(message: Message) -> None:

@@ -9,10 +9,10 @@ from typing import Any
 import msgspec
 from litestar import Request as _Request
 from litestar import Router, delete, get, post
-from litestar.params import FromPath
+from litestar.params import FromPath, FromQuery
 
 from recorder_service.tools.simulator.errors import decode_json, invalid_request
-from recorder_service.tools.simulator.faults import Fault
+from recorder_service.tools.simulator.faults import Fault, max_in_window
 from recorder_service.tools.simulator.model import RESERVED_INSTANCE_ID, Recording
 from recorder_service.tools.simulator.rest import SimDep, checked_type
 
@@ -131,6 +131,23 @@ async def calls(sim: SimDep) -> Json:
     return {"operations": dict(operations), "starts": starts, "max_durations": max_durations}
 
 
+@get("/calls/times")
+async def call_times(
+    sim: SimDep, operation: FromQuery[str] = "start_recording", window_s: FromQuery[float] = 5.0
+) -> Json:
+    """Every call of `operation` in arrival order, whatever Daily answered: `calls` = [{"at": Unix
+    seconds, "room": the room it named or null}], and the most calls that arrived within any
+    `window_s` (Daily's start limit: 5 in 5 s)."""
+    arrivals = list(sim.calls.arrivals.get(operation, []))
+    times = [at for at, _room in arrivals]
+    return {
+        "operation": operation,
+        "calls": [{"at": at, "room": room} for at, room in arrivals],
+        "window_s": window_s,
+        "max_in_window": max_in_window(times, window_s),
+    }
+
+
 @get("/recordings")
 async def recordings(sim: SimDep) -> list[Json]:
     return [_internal(rec) for rec in sim.state.recordings.values()]
@@ -198,6 +215,7 @@ control_router = Router(
         clear_faults,
         set_latency,
         calls,
+        call_times,
         recordings,
         recording_error,
         deliveries,

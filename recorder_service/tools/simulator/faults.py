@@ -62,12 +62,30 @@ class FaultBook:
         return self.latency_s.get(operation, self.latency_s.get(ANY_OPERATION, 0.0))
 
 
+def max_in_window(times: list[float], window_s: float) -> int:
+    """The most calls that arrived within any `window_s` (a call exactly `window_s` after another
+    is outside its window), over `times` in arrival order."""
+    ordered = sorted(times)
+    most, first = 0, 0
+    for last, at in enumerate(ordered):
+        while at - ordered[first] >= window_s:
+            first += 1
+        most = max(most, last - first + 1)
+    return most
+
+
 class CallLog:
     def __init__(self) -> None:
+        # Every REST call by operation, whatever its answer: (arrival time on the simulator's
+        # clock, the room it names or None).
+        self.arrivals: dict[str, list[tuple[float, str | None]]] = {}
         self.outcomes: Counter[tuple[str, int]] = Counter()
         self.starts: Counter[tuple[str, str, str]] = Counter()
         # maxDuration of the latest successful start per (room, type, instanceId).
         self.max_durations: dict[tuple[str, str, str], int | None] = {}
+
+    def arrived(self, operation: str, at: float, room: str | None = None) -> None:
+        self.arrivals.setdefault(operation, []).append((at, room))
 
     def record(self, operation: str, status: int) -> None:
         self.outcomes[(operation, status)] += 1
@@ -79,6 +97,7 @@ class CallLog:
         self.max_durations[(room_name, recording_type, instance_id)] = max_duration_s
 
     def clear(self) -> None:
+        self.arrivals.clear()
         self.outcomes.clear()
         self.starts.clear()
         self.max_durations.clear()

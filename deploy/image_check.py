@@ -315,26 +315,23 @@ VENV_SIZES = r"""
 import collections, importlib.metadata as md, json, os
 venv = "/opt/venv"
 site = venv + "/lib/python3.11/site-packages"
-owner = {}
+owner = {}  # file -> distribution, from each distribution's RECORD
 for dist in md.distributions(path=[site]):
     for f in dist.files or ():
-        parts = str(f).split("/")
-        owner.setdefault(parts[0], dist.metadata["Name"])
-        if parts[0].endswith(".py"):
-            owner.setdefault(parts[0][:-3], dist.metadata["Name"])
-def du(path):
-    if os.path.islink(path) or not os.path.isdir(path):
-        return os.lstat(path).st_size
-    return sum(du(os.path.join(path, e)) for e in os.listdir(path)) + os.lstat(path).st_size
+        owner[os.path.normpath(os.path.join(site, str(f)))] = dist.metadata["Name"]
+def walk(top):
+    for root, _, files in os.walk(top):
+        for name in files:
+            path = os.path.join(root, name)
+            yield root, name, path, os.lstat(path).st_size
 sizes = collections.Counter()
-for entry in os.listdir(site):
-    path = os.path.join(site, entry)
-    if entry == "__pycache__":
-        for pyc in os.listdir(path):
-            sizes[owner.get(pyc.split(".")[0], "(other)")] += du(os.path.join(path, pyc))
-    else:
-        sizes[owner.get(entry, owner.get(entry.split(".")[0], "(other)"))] += du(path)
-print(json.dumps({"venv": du(venv), "site": du(site), "packages": sizes}))
+for root, name, path, size in walk(site):
+    who = owner.get(path)
+    if who is None and os.path.basename(root) == "__pycache__":  # compiled after install
+        who = owner.get(os.path.join(os.path.dirname(root), name.split(".")[0] + ".py"))
+    sizes[who or "(no distribution)"] += size
+venv_size = sum(size for *_, size in walk(venv))
+print(json.dumps({"venv": venv_size, "site": sum(sizes.values()), "packages": sizes}))
 """
 
 

@@ -199,8 +199,14 @@ class Engine:
         return (result.stdout + result.stderr).strip()
 
     def remove_all(self) -> None:
-        if self.names:
-            self("rm", "-f", "-v", *self.names, check=False, timeout=120)
+        """Every container of the check, with its anonymous volumes (the --rm ones are gone)."""
+        if not self.names:
+            return
+        # podman removes nothing of a list naming a missing container unless told to skip it.
+        self("rm", "-f", "-v", *(["--ignore"] if self.podman else []), *self.names, check=False, timeout=120)
+        left = [name for name in self.names if self("inspect", name, check=False).returncode == 0]
+        if left:
+            say(f"could not remove containers {left}", out=sys.stderr)
 
 
 # --- outside the containers -----------------------------------------------------------------

@@ -59,7 +59,7 @@ GRACE_SECONDS = 30  # terminationGracePeriodSeconds of deploy/k8s/deployment.yam
 READY_TIMEOUT_S = 90
 # What the image adds to python:3.11-slim (deploy/README.md, "Image size"); about 115 MB now.
 RUNTIME_BUDGET_MB = 150
-T0 = float(os.environ.get("IMAGE_CHECK_T0") or time.time())
+T0 = int(os.environ.get("IMAGE_CHECK_T0_US") or time.time() * 1e6) / 1e6  # deploy/image-check's start
 
 
 class CheckFailed(Exception):

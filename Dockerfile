@@ -86,7 +86,7 @@ RUN groupadd --system --gid 10001 recorder \
 COPY --from=builder /opt/venv /opt/venv
 
 # RECORDER_DATABASE_URL defaults to SQLite on the /data volume (single replica only);
-# deployments set it to postgresql+psycopg://... . Everything else: see CONTRACT §2.
+# deployments set it to postgresql+psycopg://... . Everything else: see docs/api.md §2.
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \

@@ -1,6 +1,6 @@
 """CPU cost of the webhook path's database work, in-process (no HTTP, no load generator):
 
-- apply: one stored `recording.ready-to-download` event applied (`domain.ingest.apply_event`:
+- apply: one stored `recording.ready-to-download` event applied (`services.ingest.apply_event`:
   inbox lock, meeting match, session lookup, recording insert, callback insert, inbox update),
   CPU and wall time per event and the statements it sent;
 - inbox batch: one batch of N new inbox rows stored, as the writer does it on PostgreSQL
@@ -36,10 +36,10 @@ from recorder_service.adapters.db.inbox import (
 from recorder_service.adapters.db.inbox_writer import InboxWriter
 from recorder_service.adapters.db.types import utcnow
 from recorder_service.adapters.db.unit_of_work import Database
-from recorder_service.domain.apply_queue import ApplyQueue
-from recorder_service.domain.ingest import IngestDeps, apply_event, inbox_row_for
-from recorder_service.domain.meetings import register_meeting
-from recorder_service.domain.models import Meeting
+from recorder_service.core.models import Meeting
+from recorder_service.services.ingest import IngestDeps, apply_event, inbox_row_for
+from recorder_service.services.meetings import register_meeting
+from recorder_service.workers.apply_queue import ApplyQueue
 
 MEETINGS = 50
 WARM_UP = 20

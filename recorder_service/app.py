@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator
 
 from litestar import Litestar
 from litestar.config.cors import CORSConfig
@@ -13,24 +12,19 @@ from litestar.openapi.spec import Components, SecurityScheme
 
 from recorder_service.errors import RecorderError
 from recorder_service.http.admin import AdminController
+from recorder_service.http.daily_webhook import DailyWebhookController
 from recorder_service.http.errors import handle_recorder_error, handle_unexpected
-from recorder_service.http.internal import MeetingsController
+from recorder_service.http.meetings import MeetingsController, PlaybackController, StartController
 from recorder_service.http.ops import healthz, metrics, readyz
-from recorder_service.http.playback import PlaybackController
-from recorder_service.http.public import StartController
-from recorder_service.http.webhooks import DailyWebhookController
-from recorder_service.resources import Resources, freeze_startup_heap, open_resources
+from recorder_service.resources import freeze_startup_heap, open_resources
 from recorder_service.settings import Settings
 from recorder_service.telemetry import Telemetry
 from recorder_service.telemetry.asgi import route_named_config
 
 MAX_BODY_BYTES = 1024 * 1024
 
-BackgroundStarter = Callable[[Resources], AbstractAsyncContextManager[None]]
-
-
 # Probes and scrapes would drown the traces; they are not what anyone debugs. The webhook
-# route traces itself, more cheaply (http/lean_tracing.py).
+# route traces itself, more cheaply (http/tracing.py).
 _UNTRACED_PATHS = ["^/healthz$", "^/readyz$", "^/metrics$", f"^{DailyWebhookController.path}$"]
 
 

@@ -101,11 +101,11 @@ async def dispatch(args: argparse.Namespace, env: Mapping[str, str]) -> int:
                 file=sys.stderr,
             )
             return 1
-        from recorder_service.demo import play
+        from recorder_service.tools.demo import play
 
         return await play(sys.stdout, keep_running=args.keep_running)
     if args.command == "simulate-daily":
-        from recorder_service.simulator import SimulatorConfig, run_simulator
+        from recorder_service.tools.simulator import SimulatorConfig, run_simulator
 
         if (args.s3_endpoint_url is None) != (args.s3_bucket is None):
             print("recorder-service: --s3-endpoint-url and --s3-bucket go together", file=sys.stderr)
@@ -118,12 +118,13 @@ async def dispatch(args: argparse.Namespace, env: Mapping[str, str]) -> int:
         await run_simulator(args.host, args.port, config)
         return 0
     if args.command == "daily":
-        from recorder_service.adapters.daily import DailyClient
-        from recorder_service.daily_probe import run_probe
-        from recorder_service.daily_webhooks import ensure_webhook, list_webhooks
+        from recorder_service.adapters.daily.client import DailyClient
         from recorder_service.errors import DailyError
+        from recorder_service.tools.daily_probe import run_probe
+        from recorder_service.tools.daily_webhooks import ensure_webhook, list_webhooks
 
-        settings = configure(env)
+        # These tools talk to Daily only and never serve playback: no playback secret needed.
+        settings = configure({**env, "RECORDER_PLAYBACK_AUTH": "open"})
         ensuring = args.daily_command == "webhook" and args.webhook_command == "ensure"
         if ensuring and not settings.daily_webhook_secrets:
             print(
@@ -156,7 +157,12 @@ async def dispatch(args: argparse.Namespace, env: Mapping[str, str]) -> int:
                     retry_base_s=settings.daily_retry_base_seconds,
                 )
                 if ensuring:
-                    result = await ensure_webhook(daily, args.url, settings.daily_webhook_secrets[0])
+                    result = await ensure_webhook(
+                        daily,
+                        args.url,
+                        settings.daily_webhook_secrets[0],
+                        relayed=settings.forward_daily_events,
+                    )
                     print(result.describe())
                     return 0
                 await list_webhooks(daily, out=sys.stdout)

@@ -94,3 +94,46 @@ class Unauthorized(RecorderError):
 
 class InternalApiDisabled(RecorderError):
     pass
+
+
+class DailyParseError(RecorderError):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class EventParseError(DailyParseError):
+    """A webhook body that is not a valid Daily event; the caller keeps it as unparseable."""
+
+
+class RecordingParseError(DailyParseError):
+    """A `GET /recordings[/:id]` response that does not match the documented shape."""
+
+
+class RecordingAlreadyActive(RecorderError):
+    """The unique (meeting, type) active index refused a second running session."""
+
+
+class CallbackNotFound(RecorderError):
+    pass
+
+
+class WebhooksNotConfigured(RecorderError):
+    """RECORDER_DAILY_WEBHOOK_SECRETS is empty: nothing can be verified (503)."""
+
+
+class VideoOff(MeetingNotRecordable):
+    """A cloud start for a meeting registered with store_video: false (409)."""
+
+
+class PlaybackTokenMissing(RecorderError):
+    """Playback needs ?token= (RECORDER_PLAYBACK_AUTH=token) and none was given (401)."""
+
+
+class PlaybackTokenRejected(RecorderError):
+    """The playback token is malformed, expired, too far ahead, or not this meeting's (403).
+    One message for every reason, and decided before any lookup: it reveals nothing."""
+
+
+class DeletionNotFound(RecorderError):
+    pass

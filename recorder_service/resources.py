@@ -8,105 +8,80 @@ import gc
 import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import httpx
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from recorder_service.adapters.coordination import LocalCoordinator, RedisCoordinator
-from recorder_service.adapters.daily import DailyClient
+from recorder_service.adapters.daily.client import DailyClient
 from recorder_service.adapters.db.engine import create_engine, session_factory, warm_pool
 from recorder_service.adapters.db.inbox_writer import InboxWriter
 from recorder_service.adapters.db.types import utcnow
 from recorder_service.adapters.db.unit_of_work import Database
 from recorder_service.adapters.storage import RecordingStorage
-from recorder_service.domain.apply_queue import ApplyQueue
-from recorder_service.domain.daily_signature import DailyWebhookVerifier
-from recorder_service.domain.ingest import IngestDeps, apply_safely
-from recorder_service.domain.starts import StartDeps, StartPolicy, StartsInFlight
+from recorder_service.core.daily_signature import DailyWebhookVerifier
+from recorder_service.core.playback_tokens import PlaybackTokens
+from recorder_service.services.deletions import DeletionDeps
+from recorder_service.services.ingest import IngestDeps, apply_safely
+from recorder_service.services.starts import StartDeps, StartPolicy
 from recorder_service.settings import Settings
-from recorder_service.telemetry import Telemetry, disabled_telemetry
+from recorder_service.telemetry import Telemetry
+from recorder_service.workers.apply_queue import ApplyQueue
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class Resources:
+    """The clients and pools of one process, plus the dependencies of its two hot use cases
+    (a join-time start, a webhook), built once here so each is visible in one place."""
+
     settings: Settings
-    engine: AsyncEngine
     db: Database
     coordinator: RedisCoordinator | LocalCoordinator
     redis: aioredis.Redis | None
-    daily_http: httpx.AsyncClient
     daily: DailyClient
     callback_http: httpx.AsyncClient
     storage: RecordingStorage
-    verifier: DailyWebhookVerifier | None
-    telemetry: Telemetry = field(default_factory=disabled_telemetry)
-    now: Callable[[], datetime] = field(default=utcnow)
+    telemetry: Telemetry
+    starts: StartDeps
+    ingest: IngestDeps
     # Set when a callback is enqueued, so the dispatcher delivers it without waiting a poll tick.
-    outbox_wakeup: asyncio.Event = field(default_factory=asyncio.Event)
-    # Webhook ingest: concurrent stores share one INSERT; applies run beside the server.
-    inbox_writer: InboxWriter = field(init=False)
-    apply_queue: ApplyQueue = field(default_factory=ApplyQueue)
-    # Join-time starts share one lock wait per (meeting, type) in this process.
-    starts_in_flight: StartsInFlight = field(default_factory=StartsInFlight)
-    _ingest_deps: IngestDeps | None = field(default=None, init=False, repr=False)
+    outbox_wakeup: asyncio.Event
+    # Removal of deleted recordings' objects; `deletion_wakeup` is set when a job is queued.
+    deletions: DeletionDeps
+    deletion_wakeup: asyncio.Event
+    # Mints (link endpoint) and checks (playback redirect) playback tokens; None without a secret.
+    playback_tokens: PlaybackTokens | None = None
+    now: Callable[[], datetime] = field(default=utcnow)
 
-    def __post_init__(self) -> None:
-        self.inbox_writer = InboxWriter(self.engine)
+    @property
+    def playback_checker(self) -> PlaybackTokens | None:
+        """What the playback redirect checks tokens with; None: open playback."""
+        return self.playback_tokens if self.settings.playback_auth == "token" else None
 
-    def ingest_deps(self) -> IngestDeps:
-        """Built once per process (every webhook asks for it)."""
-        if self._ingest_deps is None:
-            self._ingest_deps = self._build_ingest_deps()
-        return self._ingest_deps
 
-    def _build_ingest_deps(self) -> IngestDeps:
-        return IngestDeps(
-            db=self.db,
-            verifier=self.verifier,
-            bucket=self.settings.s3_bucket,
-            now=self.now,
-            wake_outbox=self.outbox_wakeup.set,
-            writer=self.inbox_writer,
-            apply_queue=self.apply_queue,
-            telemetry=self.telemetry,
-        )
-
-    def start_deps(self) -> StartDeps:
-        s = self.settings
-        # The lock must outlive the holder's worst case: the not-hosting budget plus
-        # Daily's bounded retries (timeout per attempt, with backoff).
-        worst_case_s = (
-            s.start_not_hosting_budget_seconds + s.daily_timeout_seconds * s.daily_max_attempts + 10
-        )
-        policy = StartPolicy(
-            cloud_start=s.cloud_start,
-            not_hosting_budget_s=s.start_not_hosting_budget_seconds,
-            not_hosting_delay_s=s.start_not_hosting_delay_seconds,
-            lock_ttl_s=worst_case_s + 30,
-            lock_wait_s=worst_case_s,
-        )
-        return StartDeps(
-            db=self.db,
-            coordinator=self.coordinator,
-            daily=self.daily,
-            policy=policy,
-            now=self.now,
-            telemetry=self.telemetry,
-            in_flight=self.starts_in_flight,
-        )
+def start_policy(s: Settings) -> StartPolicy:
+    # The lock must outlive the holder's worst case: the not-hosting budget plus Daily's
+    # bounded retries (timeout per attempt, with backoff).
+    worst_case_s = s.start_not_hosting_budget_seconds + s.daily_timeout_seconds * s.daily_max_attempts + 10
+    return StartPolicy(
+        cloud_start=s.cloud_start,
+        not_hosting_budget_s=s.start_not_hosting_budget_seconds,
+        not_hosting_delay_s=s.start_not_hosting_delay_seconds,
+        lock_ttl_s=worst_case_s + 30,
+        lock_wait_s=worst_case_s,
+    )
 
 
 def freeze_startup_heap() -> None:
     """Moves everything built at start-up (modules, clients, pools, compiled statements) out of
     the garbage collector's reach. Those objects live as long as the process, yet every full
-    collection walked them: 120 to 190 ms pauses under webhook load, 2 ms after freezing
-    (docs/performance.md). Called once per process, by `serve` and `worker`, never in tests."""
+    collection would walk them again, pausing the event loop (figures in docs/performance.md).
+    Called once per process, by `serve` and `worker`, never in tests."""
     gc.collect()
     gc.freeze()
 
@@ -143,6 +118,38 @@ async def open_resources(
     verifier = (
         DailyWebhookVerifier(settings.daily_webhook_secrets) if settings.daily_webhook_secrets else None
     )
+    outbox_wakeup = asyncio.Event()
+    deletion_wakeup = asyncio.Event()
+    db = Database(engine, session_factory(engine))
+    daily = DailyClient(
+        daily_http,
+        max_attempts=settings.daily_max_attempts,
+        retry_base_s=settings.daily_retry_base_seconds,
+        telemetry=telemetry,
+    )
+    inbox_writer = InboxWriter(engine)
+    # Webhook ingest: concurrent stores share one INSERT; applies run beside the server.
+    apply_queue = ApplyQueue()
+    ingest = IngestDeps(
+        db=db,
+        verifier=verifier,
+        bucket=settings.s3_bucket,
+        now=utcnow,
+        wake_outbox=outbox_wakeup.set,
+        writer=inbox_writer,
+        apply_queue=apply_queue,
+        telemetry=telemetry,
+        wake_deletions=deletion_wakeup.set,
+        relayed_event_types=frozenset(settings.forward_daily_events),
+    )
+    starts = StartDeps(
+        db=db,
+        coordinator=coordinator,
+        daily=daily,
+        policy=start_policy(settings),
+        now=utcnow,
+        telemetry=telemetry,
+    )
     try:
         async with RecordingStorage.open(
             bucket=settings.s3_bucket,
@@ -150,31 +157,42 @@ async def open_resources(
             endpoint_url=settings.s3_endpoint_url,
             telemetry=telemetry,
         ) as storage:
-            res = Resources(
-                settings=settings,
-                engine=engine,
-                db=Database(engine, session_factory(engine)),
-                coordinator=coordinator,
-                redis=redis_client,
-                daily_http=daily_http,
-                daily=DailyClient(
-                    daily_http,
-                    max_attempts=settings.daily_max_attempts,
-                    retry_base_s=settings.daily_retry_base_seconds,
-                    telemetry=telemetry,
-                ),
-                callback_http=callback_http,
+            deletions = DeletionDeps(
+                db=db,
                 storage=storage,
-                verifier=verifier,
+                daily=daily,
+                now=utcnow,
+                retry_delays_s=settings.deletion_retry_seconds,
+                lease=timedelta(seconds=settings.deletion_lease_seconds),
+                batch_size=settings.deletion_batch_size,
+                wake_outbox=outbox_wakeup.set,
                 telemetry=telemetry,
             )
+            res = Resources(
+                settings=settings,
+                db=db,
+                coordinator=coordinator,
+                redis=redis_client,
+                daily=daily,
+                callback_http=callback_http,
+                storage=storage,
+                telemetry=telemetry,
+                starts=starts,
+                ingest=ingest,
+                outbox_wakeup=outbox_wakeup,
+                deletions=deletions,
+                deletion_wakeup=deletion_wakeup,
+                playback_tokens=PlaybackTokens(settings.playback_secret)
+                if settings.playback_secret
+                else None,
+            )
             await warm_pool(engine)
-            res.apply_queue.start(lambda event_id: apply_safely(res.ingest_deps(), event_id))
+            apply_queue.start(lambda event_id: apply_safely(ingest, event_id))
             try:
                 yield res
             finally:
-                await res.apply_queue.close()
-                await res.inbox_writer.close()
+                await apply_queue.close()
+                await inbox_writer.close()
     finally:
         await daily_http.aclose()
         await callback_http.aclose()

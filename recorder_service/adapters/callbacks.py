@@ -8,7 +8,7 @@ import httpx
 import msgspec
 
 from recorder_service.adapters.retry_after import parse_retry_after
-from recorder_service.domain.callback_signing import CallbackSigner
+from recorder_service.core.callbacks import CallbackSigner
 
 
 class AttemptResult(msgspec.Struct, frozen=True):

@@ -8,26 +8,29 @@ from typing import Any
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException
 
-from recorder_service.adapters.db.recordings import RecordingAlreadyActive
-from recorder_service.domain.admin import CallbackNotFound
-from recorder_service.domain.daily_events import DailyParseError
-from recorder_service.domain.ingest import WebhooksNotConfigured
 from recorder_service.errors import (
+    CallbackNotFound,
     CloudStartedByClient,
     CoordinationUnavailable,
     DailyError,
+    DailyParseError,
+    DeletionNotFound,
     InternalApiDisabled,
     InvalidInput,
     InvalidSignature,
     LockWaitTimeout,
     MeetingNotFound,
     MeetingNotRecordable,
+    PlaybackTokenMissing,
+    PlaybackTokenRejected,
     RateLimited,
     RecorderError,
+    RecordingAlreadyActive,
     RecordingNotFound,
     RoomNotHosting,
     StorageUnavailable,
     Unauthorized,
+    WebhooksNotConfigured,
 )
 
 log = logging.getLogger(__name__)
@@ -38,9 +41,12 @@ _STATUS: list[tuple[type[RecorderError], int]] = [
     (CloudStartedByClient, 400),
     (Unauthorized, 401),
     (InvalidSignature, 401),
+    (PlaybackTokenMissing, 401),
+    (PlaybackTokenRejected, 403),
     (MeetingNotFound, 404),
     (RecordingNotFound, 404),
     (CallbackNotFound, 404),
+    (DeletionNotFound, 404),
     (MeetingNotRecordable, 409),
     (RoomNotHosting, 409),
     (RecordingAlreadyActive, 409),

@@ -22,7 +22,7 @@ async def readyz(request: AnyRequest) -> Response[Health]:
     res = resources_of(request)
     checks: dict[str, str] = {}
     try:
-        async with res.engine.connect() as conn:
+        async with res.db.engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
         checks["database"] = "ok"
     except Exception:  # any failure means "not ready"; details stay in the logs

@@ -17,9 +17,9 @@ from datetime import timedelta
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from recorder_service.adapters.callbacks import AttemptResult, CallbackSender
-from recorder_service.adapters.db.tables import CallbackRow
-from recorder_service.domain.callback_signing import CallbackSigner
-from recorder_service.domain.retry_policy import next_attempt_at
+from recorder_service.core.callbacks import CallbackSigner
+from recorder_service.core.models import ClaimedCallback
+from recorder_service.core.retry_policy import next_attempt_at
 from recorder_service.resources import Resources
 from recorder_service.telemetry import current_traceparent
 from recorder_service.telemetry.context import context_of
@@ -97,7 +97,7 @@ async def deliver_due(res: Resources, sender: CallbackSender, owner: str, stop: 
         return 0
     gate = asyncio.Semaphore(MAX_PARALLEL_DELIVERIES)
 
-    async def one(row: CallbackRow) -> None:
+    async def one(row: ClaimedCallback) -> None:
         async with gate:
             if stop.is_set():
                 await _release(res, row.id, owner)  # shutting down: let another worker take it
@@ -127,7 +127,7 @@ async def deliver_due(res: Resources, sender: CallbackSender, owner: str, stop: 
     return len(batch)
 
 
-async def _record(res: Resources, row: CallbackRow, owner: str, result: AttemptResult) -> None:
+async def _record(res: Resources, row: ClaimedCallback, owner: str, result: AttemptResult) -> None:
     now = res.now()
     failed_attempts = row.attempts + 1
     retry_at = (

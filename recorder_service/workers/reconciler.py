@@ -7,10 +7,10 @@ import contextlib
 import logging
 from datetime import timedelta
 
-from recorder_service.domain.ingest import apply_pending
-from recorder_service.domain.reconciliation import ReconcilePolicy, clean_up_stuck, reconcile_pass
 from recorder_service.errors import LockWaitTimeout, RecorderError
 from recorder_service.resources import Resources
+from recorder_service.services.ingest import apply_pending
+from recorder_service.services.reconciliation import ReconcilePolicy, clean_up_stuck, reconcile_pass
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ def reconcile_policy(res: Resources) -> ReconcilePolicy:
 async def reconcile_once(res: Resources) -> None:
     """One pass, by one replica at a time."""
     policy = reconcile_policy(res)
-    deps = res.ingest_deps()
+    deps = res.ingest
     ttl = max(60.0, res.settings.reconcile_interval_seconds)
     async with res.coordinator.hold("reconciler", ttl_s=ttl, wait_s=0.01):
         report = await reconcile_pass(deps, res.daily, policy)
@@ -79,6 +79,6 @@ async def run_inbox_sweep(res: Resources, stop: asyncio.Event) -> None:
         if stop.is_set():
             return
         try:
-            await apply_pending(res.ingest_deps(), older_than_s=period / 2)
+            await apply_pending(res.ingest, older_than_s=period / 2)
         except RecorderError as exc:
             log.warning("inbox sweep failed: %s", exc)

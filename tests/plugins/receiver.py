@@ -33,7 +33,7 @@ from typing import Any
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from recorder_service.asgi_server import serve_in_task
+from recorder_service.tools.asgi_server import serve_in_task
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]

@@ -12,8 +12,8 @@ from typing import Any
 import httpx
 import pytest
 
-from recorder_service.asgi_server import serve_in_task
-from recorder_service.simulator import SimulatorConfig, create_simulator_app
+from recorder_service.tools.asgi_server import serve_in_task
+from recorder_service.tools.simulator import SimulatorConfig, create_simulator_app
 
 Json = dict[str, Any]
 

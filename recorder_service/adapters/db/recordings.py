@@ -4,44 +4,60 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, cast
+from enum import StrEnum
+from typing import Any
 
 from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from recorder_service.adapters.db.tables import ACTIVE_STATUSES, RecordingRow
+from recorder_service.adapters.db.tables import RecordingRow
 from recorder_service.adapters.db.types import utcnow
-from recorder_service.domain.models import Availability, Recording, RecordingType, Track
-from recorder_service.errors import RecorderError
+from recorder_service.core.models import Availability, Recording, RecordingType, Track
+from recorder_service.core.statuses import ACTIVE_STATUSES, UNFINISHED_STATUSES, RecordingStatus
+from recorder_service.errors import RecordingAlreadyActive
 
 _T: Any = RecordingRow.__table__  # type: ignore[attr-defined]
 _C: Any = _T.c
 
 # The webhook apply's statements, built once: SQLAlchemy then skips building them and working
-# out their cache key on every execution (a third of the apply's CPU went there).
-_BY_ID = select(_T).where(_C.id == bindparam("recording_id"))
+# out their cache key on every execution, a large part of the apply's CPU otherwise.
 _BY_DAILY_ID = select(_T).where(_C.daily_recording_id == bindparam("daily_recording_id"))
 _ACTIVE = select(_T).where(
-    _C.meeting_id == bindparam("meeting_id"), _C.type == bindparam("rec_type"), _C.status.in_(ACTIVE_STATUSES)
+    _C.meeting_id == bindparam("meeting_id"),
+    _C.type == bindparam("rec_type"),
+    _C.status.in_([s.value for s in ACTIVE_STATUSES]),
 )
 _BY_INSTANCE = select(_T).where(_C.instance_id == bindparam("instance_id")).order_by(_C.created_at.desc())
 _UNNAMED = select(_T).where(
     _C.meeting_id == bindparam("meeting_id"),
     _C.type == bindparam("rec_type"),
-    _C.status.in_(("recording", "finishing")),
+    _C.status.in_([s.value for s in UNFINISHED_STATUSES]),
     _C.daily_recording_id.is_(None),
 )
 _INSERT = insert(_T)
 # SET is whatever columns the parameters name, besides `where_id`.
 _UPDATE = update(_T).where(_C.id == bindparam("where_id"))
+# Also conditional on the status the caller saw: a deletion committed meanwhile must not be
+# overwritten by a ready or started event (PostgreSQL re-checks the condition after the row lock).
 _NAME_SESSION = (
-    update(_T).where(_C.id == bindparam("where_id"), _C.daily_recording_id.is_(None)).returning(_C.id)
+    update(_T)
+    .where(
+        _C.id == bindparam("where_id"),
+        _C.daily_recording_id.is_(None),
+        _C.status == bindparam("expected_status"),
+    )
+    .returning(_C.id)
 )
+_UPDATE_UNLESS_DELETED = (
+    update(_T)
+    .where(_C.id == bindparam("where_id"), _C.status != RecordingStatus.DELETED.value)
+    .returning(_C.id)
+)
+_BY_ID = select(_T).where(_C.id == bindparam("recording_id"))
 
 
-class RecordingAlreadyActive(RecorderError):
-    """The unique (meeting, type) active index refused a second running session."""
+_TYPES: dict[str, RecordingType] = {"cloud": "cloud", "raw-tracks": "raw-tracks"}
 
 
 def to_recording(row: Any) -> Recording:
@@ -49,20 +65,16 @@ def to_recording(row: Any) -> Recording:
     tracks = None
     if row.tracks is not None:
         tracks = tuple(
-            Track(
-                type=str(t.get("type", "")),
-                s3_key=str(t.get("s3_key", "")),
-                size=cast(int | None, t.get("size")),
-            )
+            Track(type=str(t.get("type", "")), s3_key=str(t.get("s3_key", "")), size=_size(t.get("size")))
             for t in row.tracks
         )
     return Recording(
         id=row.id,
         meeting_id=row.meeting_id,
-        type=cast(RecordingType, row.type),
+        type=_TYPES[row.type],
         audio_only=row.audio_only,
         instance_id=row.instance_id,
-        status=cast(Any, row.status),
+        status=RecordingStatus(row.status),
         daily_recording_id=row.daily_recording_id,
         room_name=row.room_name,
         s3_key=row.s3_key,
@@ -75,10 +87,26 @@ def to_recording(row: Any) -> Recording:
     )
 
 
-def tracks_to_json(tracks: Sequence[Track] | None) -> list[dict[str, object]] | None:
-    if tracks is None:
-        return None
-    return [{"type": t.type, "s3_key": t.s3_key, "size": t.size} for t in tracks]
+def _size(value: object) -> int | None:
+    return value if isinstance(value, int) else None
+
+
+def _column_value(value: object) -> object:
+    """Plain column values: enum members as their text, tracks as the JSON column's list."""
+    if isinstance(value, StrEnum):
+        return value.value
+    if isinstance(value, tuple) and all(isinstance(t, Track) for t in value):
+        return [{"type": t.type, "s3_key": t.s3_key, "size": t.size} for t in value]
+    return value
+
+
+def _columns(fields: dict[str, Any]) -> dict[str, Any]:
+    return {name: _column_value(value) for name, value in fields.items()}
+
+
+def _row_values(recording: Recording, now: datetime) -> dict[str, Any]:
+    values = {name: getattr(recording, name) for name in Recording.__struct_fields__}
+    return _columns(values) | {"created_at": now, "updated_at": now}
 
 
 class RecordingRepository:
@@ -94,9 +122,6 @@ class RecordingRepository:
 
     async def _all(self, stmt: Any, **params: Any) -> list[Recording]:
         return [to_recording(r) for r in (await self._s.exec(stmt, params=params or None)).all()]
-
-    async def get(self, recording_id: str) -> Recording | None:
-        return await self._one(_BY_ID, recording_id=recording_id)
 
     async def get_by_daily_id(self, daily_recording_id: str) -> Recording | None:
         return await self._one(_BY_DAILY_ID, daily_recording_id=daily_recording_id)
@@ -115,46 +140,114 @@ class RecordingRepository:
         """Running sessions of a meeting and type that Daily has not named yet (no Daily id)."""
         return await self._all(_UNNAMED, meeting_id=meeting_id, rec_type=rec_type)
 
-    async def insert(self, row: RecordingRow, *, savepoint: bool = True) -> Recording:
-        """Inserts `row`. In a savepoint by default, so a unique violation (a second running
+    async def insert(
+        self, recording: Recording, *, savepoint: bool = True, created_at: datetime | None = None
+    ) -> Recording:
+        """Inserts `recording`. In a savepoint by default, so a unique violation (a second running
         session) leaves the transaction usable; without one, a violation fails the transaction."""
-        values = {c.name: getattr(row, c.name) for c in _T.columns}
+        values = _row_values(recording, created_at or utcnow())
         if not savepoint:
             await self._s.exec(_INSERT, params=values)
-            return to_recording(row)
+            return recording
         try:
             async with self._s.begin_nested():
                 await self._s.exec(_INSERT, params=values)
         except IntegrityError as exc:
-            raise RecordingAlreadyActive(f"{row.meeting_id}/{row.type}") from exc
-        return to_recording(row)
+            raise RecordingAlreadyActive(f"{recording.meeting_id}/{recording.type}") from exc
+        return recording
 
     async def set_fields(self, recording_id: str, **fields: Any) -> None:
-        await self._s.exec(_UPDATE, params={**fields, "updated_at": utcnow(), "where_id": recording_id})
+        params = _columns(fields) | {"updated_at": utcnow(), "where_id": recording_id}
+        await self._s.exec(_UPDATE, params=params)
 
-    async def name_session(self, recording_id: str, **fields: Any) -> bool:
-        """Sets `fields` on a session Daily has not named yet (no Daily recording id). False when
-        another event named it first: two concurrent applies must never both take one session."""
-        result = await self._s.exec(
-            _NAME_SESSION, params={**fields, "updated_at": utcnow(), "where_id": recording_id}
-        )
+    async def name_session(self, recording_id: str, *, expected: RecordingStatus, **fields: Any) -> bool:
+        """Sets `fields` on a session Daily has not named yet (no Daily recording id) whose status is
+        still `expected`. False when another event named it first (two concurrent applies must never
+        both take one session) or its status changed meanwhile (e.g. it was deleted)."""
+        params = _columns(fields) | {
+            "updated_at": utcnow(),
+            "where_id": recording_id,
+            "expected_status": expected.value,
+        }
+        result = await self._s.exec(_NAME_SESSION, params=params)
         return result.first() is not None
+
+    async def set_fields_unless_deleted(self, recording_id: str, **fields: Any) -> bool:
+        """Like set_fields, except on a deleted recording (False then: nothing changed)."""
+        params = _columns(fields) | {"updated_at": utcnow(), "where_id": recording_id}
+        return (await self._s.exec(_UPDATE_UNLESS_DELETED, params=params)).first() is not None
+
+    async def get(self, recording_id: str) -> Recording | None:
+        return await self._one(_BY_ID, recording_id=recording_id)
+
+    async def mark_deleted(self, recording_id: str, *, expected: RecordingStatus) -> Recording | None:
+        """`deleted`, if the status is still `expected` (compare-and-set: a concurrent ready event
+        or deletion makes this return None, and the caller reads the row again)."""
+        stmt = (
+            update(_T)
+            .where(_C.id == recording_id, _C.status == expected.value)
+            .values(status=RecordingStatus.DELETED.value, updated_at=utcnow())
+            .returning(*_C)
+        )
+        row = (await self._s.exec(stmt)).first()
+        return to_recording(row) if row is not None else None
+
+    async def deleted_unnamed(self, meeting_id: str, rec_type: str) -> Sequence[Recording]:
+        """Sessions deleted before Daily finished them and before we learned their Daily id:
+        their started or ready event must still find them (and leave them deleted)."""
+        return await self._all(
+            select(_T).where(
+                _C.meeting_id == meeting_id,
+                _C.type == rec_type,
+                _C.status == RecordingStatus.DELETED.value,
+                _C.daily_recording_id.is_(None),
+                _C.ready_at.is_(None),
+            )
+        )
+
+    async def ready_before(
+        self, rec_type: RecordingType, before: datetime, limit: int
+    ) -> Sequence[Recording]:
+        """Ready recordings of a type that became ready before `before`, oldest first (retention)."""
+        return await self._all(
+            select(_T)
+            .where(_C.type == rec_type, _C.status == RecordingStatus.READY.value, _C.ready_at < before)
+            .order_by(_C.ready_at, _C.id)
+            .limit(limit)
+        )
 
     async def confirm_claim(self, recording_id: str, *, started_at: datetime) -> None:
         """Daily accepted the start: the claim becomes a running recording, unless something
         (a webhook) has already moved it past "starting"."""
         await self._s.exec(
             update(_T)
-            .where(_C.id == recording_id, _C.status == "starting")
-            .values(status="recording", started_at=started_at, updated_at=utcnow())
+            .where(_C.id == recording_id, _C.status == RecordingStatus.STARTING.value)
+            .values(status=RecordingStatus.RECORDING.value, started_at=started_at, updated_at=utcnow())
+        )
+        # Deleted while Daily was being asked: it stays deleted, but is now known to be recording,
+        # so its started and ready events still find it (and its objects get deleted).
+        await self._s.exec(
+            update(_T)
+            .where(
+                _C.id == recording_id,
+                _C.status == RecordingStatus.DELETED.value,
+                _C.started_at.is_(None),
+                _C.ready_at.is_(None),
+            )
+            .values(started_at=started_at, updated_at=utcnow())
         )
 
     async def delete_claim(self, recording_id: str) -> None:
-        await self._s.exec(delete(_T).where(_C.id == recording_id, _C.status == "starting"))
+        await self._s.exec(
+            delete(_T).where(_C.id == recording_id, _C.status == RecordingStatus.STARTING.value)
+        )
 
     async def latest_ready_cloud(self, meeting_id: str, selector: str | None = None) -> Recording | None:
         stmt = select(_T).where(
-            _C.meeting_id == meeting_id, _C.type == "cloud", _C.status == "ready", _C.s3_key.is_not(None)
+            _C.meeting_id == meeting_id,
+            _C.type == "cloud",
+            _C.status == RecordingStatus.READY.value,
+            _C.s3_key.is_not(None),
         )
         if selector is not None:
             stmt = stmt.where((_C.id == selector) | (_C.daily_recording_id == selector))
@@ -173,7 +266,7 @@ class RecordingRepository:
             .where(
                 _C.meeting_id.in_(list(meeting_ids)),
                 _C.type == "cloud",
-                _C.status == "ready",
+                _C.status == RecordingStatus.READY.value,
                 _C.s3_key.is_not(None),
             )
             .subquery()
@@ -185,7 +278,7 @@ class RecordingRepository:
 
     async def unfinished_started_before(self, before: datetime) -> Sequence[Recording]:
         return await self._all(
-            select(_T).where(_C.status.in_(("recording", "finishing")), _C.started_at < before)
+            select(_T).where(_C.status.in_([s.value for s in UNFINISHED_STATUSES]), _C.started_at < before)
         )
 
     async def delete_stale_claims(self, older_than: datetime) -> int:
@@ -195,4 +288,6 @@ class RecordingRepository:
         return len(stale)
 
     async def stale_starting(self, older_than: datetime) -> Sequence[Recording]:
-        return await self._all(select(_T).where(_C.status == "starting", _C.created_at < older_than))
+        return await self._all(
+            select(_T).where(_C.status == RecordingStatus.STARTING.value, _C.created_at < older_than)
+        )

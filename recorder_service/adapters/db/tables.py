@@ -1,19 +1,23 @@
-"""SQLModel tables. Only adapters/db imports these; the API answers with Structs."""
+"""SQLModel tables. Only adapters/db imports these: repositories answer with core values."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, Column, Index, LargeBinary, String, Text, UniqueConstraint, text
+from sqlalchemy import JSON, Boolean, Column, Index, LargeBinary, String, Text, UniqueConstraint, text, true
 from sqlmodel import Field, SQLModel
 
 from recorder_service.adapters.db.types import UTCDateTime, utcnow
+from recorder_service.core.statuses import (
+    ACTIVE_STATUSES,
+    CallbackState,
+    DeletionState,
+    InboxState,
+    RecordingStatus,
+)
 
-# Statuses in which a recording session of (meeting, type) counts as running. "finishing"
-# (internal; the API shows it as "recording") is a session Daily has ended, e.g. because
-# everyone left, whose ready-to-download has not arrived yet: the next start begins anew.
-ACTIVE_STATUSES = ("starting", "recording")
-_ACTIVE_WHERE = text("status IN ('starting', 'recording')")
+# The running session of (meeting, type): at most one (core/statuses.py says which are running).
+_ACTIVE_WHERE = text("status IN ({})".format(", ".join(f"'{s.value}'" for s in ACTIVE_STATUSES)))
 
 
 def _ts(nullable: bool = False, index: bool = False) -> Column:  # type: ignore[type-arg]
@@ -28,6 +32,8 @@ class MeetingRow(SQLModel, table=True):
     recording_type: str = Field(sa_column=Column(String(16), nullable=False))
     start_date: datetime = Field(sa_column=_ts())
     end_date: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    # Meetings registered before the column existed keep their video (the contract's default).
+    store_video: bool = Field(default=True, sa_column=Column(Boolean, nullable=False, server_default=true()))
     created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
     updated_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
 
@@ -55,7 +61,7 @@ class RecordingRow(SQLModel, table=True):
     type: str = Field(sa_column=Column(String(16), nullable=False))
     audio_only: bool = Field(default=False)
     instance_id: str | None = Field(default=None, sa_column=Column(String(36), nullable=True))
-    status: str = Field(sa_column=Column(String(16), nullable=False))
+    status: RecordingStatus = Field(sa_column=Column(String(16), nullable=False))
     daily_recording_id: str | None = Field(
         default=None, sa_column=Column(String(64), nullable=True, unique=True)
     )
@@ -79,8 +85,7 @@ class InboxEventRow(SQLModel, table=True):
     # Daily's event id; for bodies without one, "sha256:<hex of body>".
     id: str = Field(sa_column=Column(String(255), primary_key=True))
     event_type: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
-    # pending | applied | orphan | ignored | unparseable | failed
-    state: str = Field(sa_column=Column(String(16), nullable=False, index=True))
+    state: InboxState = Field(sa_column=Column(String(16), nullable=False, index=True))
     body: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     source: str = Field(default="webhook", sa_column=Column(String(16), nullable=False))
     room_name: str | None = Field(default=None, sa_column=Column(String(255), nullable=True, index=True))
@@ -108,8 +113,7 @@ class CallbackRow(SQLModel, table=True):
     meeting_id: str = Field(sa_column=Column(String(128), nullable=False, index=True))
     recording_id: str = Field(sa_column=Column(String(36), nullable=False))
     body: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
-    # pending | delivered | dead
-    state: str = Field(sa_column=Column(String(16), nullable=False))
+    state: CallbackState = Field(sa_column=Column(String(16), nullable=False))
     attempts: int = Field(default=0)
     next_attempt_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
     lease_until: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
@@ -130,6 +134,36 @@ class CallbackAttemptRow(SQLModel, table=True):
     status_code: int | None = Field(default=None)
     error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     duration_ms: int = Field(default=0)
+
+
+class DeletionRow(SQLModel, table=True):
+    """Outbox of S3 removals: written in the transaction that deletes its recording (or, for the
+    video tracks of a meeting without video, makes it ready), worked off by the deletion loop."""
+
+    __tablename__ = "deletions"
+    __table_args__ = (
+        # One job per recording and scope: a repeated request or retention pass adds nothing.
+        UniqueConstraint("recording_id", "scope", name="uq_deletions_recording_scope"),
+        Index("ix_deletions_due", "state", "next_attempt_at"),
+    )
+
+    id: str = Field(sa_column=Column(String(36), primary_key=True))
+    recording_id: str = Field(sa_column=Column(String(36), nullable=False))
+    meeting_id: str = Field(sa_column=Column(String(128), nullable=False, index=True))
+    scope: str = Field(sa_column=Column(String(16), nullable=False))
+    reason: str = Field(sa_column=Column(String(16), nullable=False))
+    state: DeletionState = Field(sa_column=Column(String(16), nullable=False))
+    keys: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    # len(keys), kept so the backlog gauge is one SUM on either database.
+    object_count: int = Field(default=0)
+    attempts: int = Field(default=0)
+    next_attempt_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+    lease_until: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    lease_owner: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
+    last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    daily_outcome: str | None = Field(default=None, sa_column=Column(String(32), nullable=True))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+    completed_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
 
 
 class ServiceStateRow(SQLModel, table=True):

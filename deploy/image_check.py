@@ -618,9 +618,10 @@ async def flow(stack: Stack, t: Timeline) -> None:
         return f"worker delivered a verified recording.raw_tracks_ready: {len(data['track_keys'])} audio tracks in S3"
 
     async def playback() -> str:
-        # Once playback tokens land (RECORDER_PLAYBACK_AUTH=token, CONTRACT §4) the token is
-        # required; until then the service ignores the parameter.
+        # RECORDER_PLAYBACK_AUTH=token (CONTRACT §4): no token, 401; a valid one, the redirect.
         url = f"{stack.api['api-b']}/v1/meetings/{meeting_id}/cloud-recording"
+        anonymous = await http.get(url)
+        require(anonymous.status_code == 401, f"playback without a token answered {anonymous.status_code}")
         redirect = await http.get(
             url, params={"token": playback_token(stack.env["RECORDER_PLAYBACK_SECRET"], meeting_id)}
         )
@@ -631,7 +632,9 @@ async def flow(stack: Stack, t: Timeline) -> None:
         require(media.status_code == 200 and bool(media.content), f"S3 answered {media.status_code}")
         content_type = media.headers.get("content-type")
         require(content_type == "video/mp4", f"S3 served Content-Type {content_type}")
-        return f"api-b 307 → presigned URL → {len(media.content)} bytes of {content_type}"
+        return (
+            f"api-b: no token 401; token 307 → presigned URL → {len(media.content)} bytes of {content_type}"
+        )
 
     async def openapi() -> str:
         response = await http.get(f"{stack.api['api-b']}/schema/openapi.json")
@@ -805,7 +808,7 @@ async def outside(workdir: Path, engine: Engine, http: httpx.AsyncClient) -> Asy
                 "RECORDER_CALLBACK_URL": receiver.url,
                 "RECORDER_CALLBACK_SECRET": callback_secret,
                 "RECORDER_CLOUD_START": "server",
-                # For playback tokens (CONTRACT §4); a service without them warns and ignores both.
+                # Playback tokens (CONTRACT §4), minted by playback_token() as Reflector does.
                 "RECORDER_PLAYBACK_AUTH": "token",
                 "RECORDER_PLAYBACK_SECRET": secrets.token_urlsafe(36),
                 "RECORDER_LOG_FORMAT": "text",

@@ -10,6 +10,10 @@ FROM ${PYTHON_IMAGE} AS builder
 # container registry, so the build only needs PyPI and the Debian/Python base image.
 ARG UV_VERSION=0.13.9
 RUN pip install --no-cache-dir --disable-pip-version-check "uv==${UV_VERSION}"
+# binutils for `strip` (below); the builder only.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends binutils \
+ && rm -rf /var/lib/apt/lists/*
 
 ENV UV_PROJECT_ENVIRONMENT=/opt/venv \
     UV_PYTHON_DOWNLOADS=never \
@@ -42,19 +46,24 @@ import compileall, sys; d = migrations_dir(); print(d); \
 sys.exit(not (d.parent.parent.name == 'site-packages' and compileall.compile_dir(d, quiet=1)))" \
  && /opt/venv/bin/recorder-service --help > /dev/null
 
-# Drop what the service never loads (deploy/README.md, "Image size"): faker and polyfactory
-# (Litestar's OpenAPI example generator; app.py leaves create_examples off), botocore's models
-# of every AWS service but S3 and the credential chain's STS/SSO (the top-level endpoint,
-# partition, retry and defaults files stay), test suites and type stubs. Then make sure an S3
-# and an STS client still load.
-RUN uv pip uninstall --python /opt/venv/bin/python faker polyfactory \
+# Drop what the service never needs (deploy/README.md, "Image size"): faker and polyfactory
+# (Litestar's OpenAPI example generator; app.py leaves create_examples off); rich, rich-click,
+# markdown-it-py, mdurl and pygments (the command-line tools of Litestar and httpx; httpx
+# imports its own only when they are installed); botocore's models of every AWS service but
+# S3 and the credential chain's STS/SSO (the top-level endpoint, partition, retry and defaults
+# files stay); test suites; type stubs; the debug symbols of compiled extensions (uvloop's
+# alone are 12 MB; the wheels' bundled libraries in *.libs come stripped and are left alone).
+# Then make sure the web stack still imports and an S3 and an STS client still load.
+RUN uv pip uninstall --python /opt/venv/bin/python \
+      faker polyfactory rich rich-click markdown-it-py mdurl pygments \
  && cd /opt/venv/lib/python3.11/site-packages \
  && find botocore/data -mindepth 1 -maxdepth 1 -type d \
       ! -name s3 ! -name sts ! -name sso ! -name sso-oidc -exec rm -rf {} + \
  && find . -depth -type d -name tests -exec rm -rf {} + \
  && find . -name '*.pyi' -delete \
+ && find . -name '*.so' -type f ! -path '*.libs/*' -exec strip --strip-unneeded {} + \
  && cd / \
- && /opt/venv/bin/python -I -c "import botocore.session as b; s = b.get_session(); \
+ && /opt/venv/bin/python -I -c "import httpx, litestar, uvicorn, botocore.session as b; s = b.get_session(); \
 [s.create_client(n, region_name='us-east-1') for n in ('s3', 'sts', 'sso', 'sso-oidc')]"
 
 # --- runtime: slim, no compilers, no uv, non-root ------------------------------------

@@ -57,7 +57,9 @@ PG_URL_HOST = os.environ.get("IMAGE_CHECK_PG_HOST", "postgres@127.0.0.1:5432")
 REDIS_URL = os.environ.get("IMAGE_CHECK_REDIS_URL", "redis://127.0.0.1:6379/0")
 GRACE_SECONDS = 30  # terminationGracePeriodSeconds of deploy/k8s/deployment.yaml
 READY_TIMEOUT_S = 90
-T0 = float(os.environ.get("IMAGE_CHECK_T0") or time.time())
+# What the image adds to python:3.11-slim (deploy/README.md, "Image size"); about 115 MB now.
+RUNTIME_BUDGET_MB = 150
+T0 = int(os.environ.get("IMAGE_CHECK_T0_US") or time.time() * 1e6) / 1e6  # deploy/image-check's start
 
 
 class CheckFailed(Exception):
@@ -197,8 +199,14 @@ class Engine:
         return (result.stdout + result.stderr).strip()
 
     def remove_all(self) -> None:
-        for name in reversed(self.names):
-            self("rm", "-f", "-v", name, check=False, timeout=60)
+        """Every container of the check, with its anonymous volumes (the --rm ones are gone)."""
+        if not self.names:
+            return
+        # podman removes nothing of a list naming a missing container unless told to skip it.
+        self("rm", "-f", "-v", *(["--ignore"] if self.podman else []), *self.names, check=False, timeout=120)
+        left = [name for name in self.names if self("inspect", name, check=False).returncode == 0]
+        if left:
+            say(f"could not remove containers {left}", out=sys.stderr)
 
 
 # --- outside the containers -----------------------------------------------------------------
@@ -313,26 +321,23 @@ VENV_SIZES = r"""
 import collections, importlib.metadata as md, json, os
 venv = "/opt/venv"
 site = venv + "/lib/python3.11/site-packages"
-owner = {}
+owner = {}  # file -> distribution, from each distribution's RECORD
 for dist in md.distributions(path=[site]):
     for f in dist.files or ():
-        parts = str(f).split("/")
-        owner.setdefault(parts[0], dist.metadata["Name"])
-        if parts[0].endswith(".py"):
-            owner.setdefault(parts[0][:-3], dist.metadata["Name"])
-def du(path):
-    if os.path.islink(path) or not os.path.isdir(path):
-        return os.lstat(path).st_size
-    return sum(du(os.path.join(path, e)) for e in os.listdir(path)) + os.lstat(path).st_size
+        owner[os.path.normpath(os.path.join(site, str(f)))] = dist.metadata["Name"]
+def walk(top):
+    for root, _, files in os.walk(top):
+        for name in files:
+            path = os.path.join(root, name)
+            yield root, name, path, os.lstat(path).st_size
 sizes = collections.Counter()
-for entry in os.listdir(site):
-    path = os.path.join(site, entry)
-    if entry == "__pycache__":
-        for pyc in os.listdir(path):
-            sizes[owner.get(pyc.split(".")[0], "(other)")] += du(os.path.join(path, pyc))
-    else:
-        sizes[owner.get(entry, owner.get(entry.split(".")[0], "(other)"))] += du(path)
-print(json.dumps({"venv": du(venv), "site": du(site), "packages": sizes}))
+for root, name, path, size in walk(site):
+    who = owner.get(path)
+    if who is None and os.path.basename(root) == "__pycache__":  # compiled after install
+        who = owner.get(os.path.join(os.path.dirname(root), name.split(".")[0] + ".py"))
+    sizes[who or "(no distribution)"] += size
+venv_size = sum(size for *_, size in walk(venv))
+print(json.dumps({"venv": venv_size, "site": sum(sizes.values()), "packages": sizes}))
 """
 
 
@@ -358,8 +363,18 @@ def report_sizes(engine: Engine, base: str) -> None:
         if layer_size:
             text = " ".join(created_by.replace("/bin/sh -c #(nop) ", "").split())
             print(f"    {layer_size / 1e6:7.1f} MB  {text[:100]}", flush=True)
-    print(f"    {sum(s for s, _ in ours) / 1e6:7.1f} MB  in all", flush=True)
-    result = engine("run", "--rm", "--network=none", "--entrypoint=python", engine.image, "-c", VENV_SIZES)
+    runtime = sum(s for s, _ in ours)
+    print(f"    {runtime / 1e6:7.1f} MB  in all (budget {RUNTIME_BUDGET_MB} MB)", flush=True)
+    result = engine(
+        "run",
+        "--rm",
+        "--network=none",
+        "--no-healthcheck",
+        "--entrypoint=python",
+        engine.image,
+        "-c",
+        VENV_SIZES,
+    )
     venv = json.loads(result.stdout)
     packages = Counter({name: int(n) for name, n in venv["packages"].items()})
     say(f"/opt/venv {venv['venv'] / 1e6:.1f} MB (site-packages {venv['site'] / 1e6:.1f} MB), by package:")
@@ -368,6 +383,10 @@ def report_sizes(engine: Engine, base: str) -> None:
         print(f"    {n / 1e6:6.1f} MB  {name}", flush=True)
     rest = packages.total() - sum(n for _, n in top)
     print(f"    {rest / 1e6:6.1f} MB  {len(packages) - len(top)} others", flush=True)
+    require(
+        runtime <= RUNTIME_BUDGET_MB * 1e6,
+        f"the runtime layers take {runtime / 1e6:.1f} MB, over the {RUNTIME_BUDGET_MB} MB budget",
+    )
 
 
 # --- the check ------------------------------------------------------------------------------
@@ -599,9 +618,10 @@ async def flow(stack: Stack, t: Timeline) -> None:
         return f"worker delivered a verified recording.raw_tracks_ready: {len(data['track_keys'])} audio tracks in S3"
 
     async def playback() -> str:
-        # Once playback tokens land (RECORDER_PLAYBACK_AUTH=token, CONTRACT §4) the token is
-        # required; until then the service ignores the parameter.
+        # RECORDER_PLAYBACK_AUTH=token (CONTRACT §4): no token, 401; a valid one, the redirect.
         url = f"{stack.api['api-b']}/v1/meetings/{meeting_id}/cloud-recording"
+        anonymous = await http.get(url)
+        require(anonymous.status_code == 401, f"playback without a token answered {anonymous.status_code}")
         redirect = await http.get(
             url, params={"token": playback_token(stack.env["RECORDER_PLAYBACK_SECRET"], meeting_id)}
         )
@@ -612,7 +632,9 @@ async def flow(stack: Stack, t: Timeline) -> None:
         require(media.status_code == 200 and bool(media.content), f"S3 answered {media.status_code}")
         content_type = media.headers.get("content-type")
         require(content_type == "video/mp4", f"S3 served Content-Type {content_type}")
-        return f"api-b 307 → presigned URL → {len(media.content)} bytes of {content_type}"
+        return (
+            f"api-b: no token 401; token 307 → presigned URL → {len(media.content)} bytes of {content_type}"
+        )
 
     async def openapi() -> str:
         response = await http.get(f"{stack.api['api-b']}/schema/openapi.json")
@@ -786,7 +808,7 @@ async def outside(workdir: Path, engine: Engine, http: httpx.AsyncClient) -> Asy
                 "RECORDER_CALLBACK_URL": receiver.url,
                 "RECORDER_CALLBACK_SECRET": callback_secret,
                 "RECORDER_CLOUD_START": "server",
-                # For playback tokens (CONTRACT §4); a service without them warns and ignores both.
+                # Playback tokens (CONTRACT §4), minted by playback_token() as Reflector does.
                 "RECORDER_PLAYBACK_AUTH": "token",
                 "RECORDER_PLAYBACK_SECRET": secrets.token_urlsafe(36),
                 "RECORDER_LOG_FORMAT": "text",

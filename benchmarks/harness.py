@@ -155,9 +155,18 @@ def spawn_process(command: list[str], env: dict[str, str], port: int) -> Process
     return Process(f"http://127.0.0.1:{port}", popen, log)
 
 
-def spawn_simulator(port: int | None = None) -> Process:
+def spawn_simulator(port: int | None = None, *extra_args: str) -> Process:
+    """`recorder-service simulate-daily`; `extra_args` e.g. "--start-rate-limit", "5/5"."""
     port = port or free_port()
-    command = [sys.executable, "-m", "recorder_service.cli", "simulate-daily", "--port", str(port)]
+    command = [
+        sys.executable,
+        "-m",
+        "recorder_service.cli",
+        "simulate-daily",
+        "--port",
+        str(port),
+        *extra_args,
+    ]
     popen = subprocess.Popen(  # noqa: S603 (fixed argv)
         command,
         env=_child_env({"RECORDER_DAILY_API_KEY": "sim-key", "RECORDER_LOG_LEVEL": "WARNING"}),

@@ -12,8 +12,10 @@ Callers wait in one queue, ordered by the priority rules of core/start_budget.py
 that are still waiting take calls ("present"), and a caller refused after its wait keeps its
 place for a while, so that its next request (after Retry-After) does not start at the back.
 
-Per meeting and type, calls are at least `meeting_interval_s` apart, and a "not hosting"
-answer is remembered for as long and given to every caller instead of asking Daily again."""
+Per meeting and type, calls are at least `meeting_interval_s` apart. "Not hosting" is a fact
+about the Daily room (whichever type asked): it is remembered per room for as long and given to
+every caller instead of asking Daily again, and the room's "streak" of such answers sets the
+priority of its meetings' calls."""
 
 from __future__ import annotations
 
@@ -28,7 +30,10 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from recorder_service.core.start_budget import (
+    STALE_CLASS,
+    STALE_STREAK_S,
     STREAK_MEMORY_S,
+    penalty_s,
     priority_class,
     queue_score,
     retry_after_s,
@@ -66,18 +71,18 @@ class TryResult:
 
 class BudgetBackend(Protocol):
     async def try_acquire(
-        self, ticket: str, grant_id: str, *, retry: bool, policy: BudgetPolicy
+        self, ticket: str, room: str, grant_id: str, *, retry: bool, policy: BudgetPolicy
     ) -> TryResult: ...
 
     async def complete(self, grant_id: str, *, block_s: float) -> None: ...
 
     async def leave(self, ticket: str, *, keep_s: float) -> None: ...
 
-    async def note_not_hosting(self, ticket: str, *, memo_s: float) -> None: ...
+    async def note_not_hosting(self, room: str, *, memo_s: float) -> None: ...
 
-    async def note_hosting(self, ticket: str) -> None: ...
+    async def note_hosting(self, room: str) -> None: ...
 
-    async def not_hosting_recently(self, ticket: str) -> bool: ...
+    async def not_hosting_recently(self, room: str) -> bool: ...
 
 
 class StartBudget:
@@ -88,9 +93,9 @@ class StartBudget:
         self.policy = policy
         self._telemetry = telemetry or disabled_telemetry()
 
-    async def acquire(self, ticket: str, *, retry: bool, wait_s: float) -> str:
-        """A grant id once a call is ours; StartBudgetExhausted (with an honest Retry-After) when
-        none can be had within `wait_s`."""
+    async def acquire(self, ticket: str, *, room: str, retry: bool, wait_s: float) -> str:
+        """A grant id once a call for `ticket` (a meeting and type) in `room` is ours;
+        StartBudgetExhausted (with an honest Retry-After) when none can be had within `wait_s`."""
         instruments = self._telemetry.instruments
         kind = "retry" if retry else "first"
         grant_id = uuid.uuid4().hex
@@ -100,7 +105,7 @@ class StartBudget:
         instruments.budget_waiting(1)
         try:
             while True:
-                result = await self._backend.try_acquire(ticket, grant_id, retry=retry, policy=p)
+                result = await self._backend.try_acquire(ticket, room, grant_id, retry=retry, policy=p)
                 if result.granted:
                     instruments.record_budget_grant(kind, time.monotonic() - started)
                     return grant_id
@@ -134,23 +139,25 @@ class StartBudget:
             block_s = retry_after_s if retry_after_s and retry_after_s > 0 else self.policy.window_s
         await self._backend.complete(grant_id, block_s=block_s)
 
-    async def note_not_hosting(self, ticket: str) -> None:
-        await self._backend.note_not_hosting(ticket, memo_s=self.policy.meeting_interval_s)
+    async def note_not_hosting(self, room: str) -> None:
+        # A little shorter than the pace: a start that heard it retries after the pace itself,
+        # and must not take its own answer for someone else's.
+        await self._backend.note_not_hosting(room, memo_s=0.9 * self.policy.meeting_interval_s)
 
-    async def note_hosting(self, ticket: str) -> None:
-        await self._backend.note_hosting(ticket)
+    async def note_hosting(self, room: str) -> None:
+        await self._backend.note_hosting(room)
 
-    async def not_hosting_recently(self, ticket: str) -> bool:
-        return await self._backend.not_hosting_recently(ticket)
+    async def not_hosting_recently(self, room: str) -> bool:
+        return await self._backend.not_hosting_recently(room)
 
 
 # -- Redis ---------------------------------------------------------------------------------------
 
 # KEYS: 1 grants (zset id -> counted until score + window), 2 queue (ticket -> priority score),
 # 3 present (ticket -> presence deadline), 4 tickets (ticket -> expiry), 5 blocked (string),
-# 6 paced (ticket -> no call before), 7 streak start (ticket -> ms), 8 streak seen (ticket -> ms).
+# 6 paced (ticket -> no call before), 7 streak start (room -> ms), 8 streak seen (room -> ms).
 # ARGV: ticket, retry, calls, window_ms, presence_ms, ticket_ms, hold_ms, pace_ms, grant_id,
-# streak_memory_ms. Times are Redis's own clock, shared by every replica.
+# streak_memory_ms, stale_streak_s, stale_penalty_ms, room. Times are Redis's own clock, shared by every replica.
 _ACQUIRE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -170,18 +177,22 @@ local stale = redis.call('ZRANGEBYSCORE', KEYS[8], '-inf', now - tonumber(ARGV[1
 for _, m in ipairs(stale) do redis.call('ZREM', KEYS[7], m) end
 redis.call('ZREMRANGEBYSCORE', KEYS[8], '-inf', now - tonumber(ARGV[10]))
 for _, i in ipairs({1, 2, 3, 4, 6, 7, 8}) do redis.call('PEXPIRE', KEYS[i], tonumber(ARGV[10]) + 60000) end
-local since = redis.call('ZSCORE', KEYS[7], ticket)
-if since then redis.call('ZADD', KEYS[8], now, ticket) end
+local room = ARGV[13]
+local since = redis.call('ZSCORE', KEYS[7], room)
+if since then redis.call('ZADD', KEYS[8], now, room) end
 if not redis.call('ZSCORE', KEYS[2], ticket) then
-  local class = 0
+  -- core/start_budget.py priority_class and penalty_s, in milliseconds.
+  local penalty = 0
   if since then
     local age = math.max(0, (now - tonumber(since)) / 1000)
-    class = 1 + math.min(20, math.floor(math.log(1 + age) / math.log(2)))
+    if age >= tonumber(ARGV[11]) then
+      penalty = tonumber(ARGV[12])
+    else
+      penalty = 1000 * 2 ^ math.floor(math.log(1 + age) / math.log(2))
+    end
   elseif ARGV[2] == '1' then
-    class = 1
+    penalty = 1000
   end
-  local penalty = 0
-  if class > 0 then penalty = 1000 * 2 ^ (class - 1) end
   redis.call('ZADD', KEYS[2], now + penalty, ticket)
 end
 redis.call('ZADD', KEYS[3], now + tonumber(ARGV[5]), ticket)
@@ -274,7 +285,7 @@ class RedisBudgetBackend:
         self._not_hosting = client.register_script(_NOT_HOSTING)
 
     async def try_acquire(
-        self, ticket: str, grant_id: str, *, retry: bool, policy: BudgetPolicy
+        self, ticket: str, room: str, grant_id: str, *, retry: bool, policy: BudgetPolicy
     ) -> TryResult:
         keys = [
             self._grants,
@@ -297,6 +308,9 @@ class RedisBudgetBackend:
             _ms(policy.meeting_interval_s),
             grant_id,
             _ms(STREAK_MEMORY_S),
+            f"{STALE_STREAK_S:g}",
+            f"{penalty_s(STALE_CLASS) * 1000:.0f}",
+            room,
         ]
         try:
             granted, next_free_ms, ahead, used = await self._acquire(keys=keys, args=args)
@@ -317,26 +331,26 @@ class RedisBudgetBackend:
         except (RedisError, OSError) as exc:
             raise CoordinationUnavailable(f"redis unavailable ({type(exc).__name__})") from exc
 
-    async def note_not_hosting(self, ticket: str, *, memo_s: float) -> None:
-        keys = [self._streak_start, self._streak_seen, self._memo_prefix + ticket]
+    async def note_not_hosting(self, room: str, *, memo_s: float) -> None:
+        keys = [self._streak_start, self._streak_seen, self._memo_prefix + room]
         try:
-            await self._not_hosting(keys=keys, args=[ticket, _ms(memo_s), _ms(STREAK_MEMORY_S)])
+            await self._not_hosting(keys=keys, args=[room, _ms(memo_s), _ms(STREAK_MEMORY_S)])
         except (RedisError, OSError) as exc:
             raise CoordinationUnavailable(f"redis unavailable ({type(exc).__name__})") from exc
 
-    async def note_hosting(self, ticket: str) -> None:
+    async def note_hosting(self, room: str) -> None:
         try:
             async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.zrem(self._streak_start, ticket)
-                pipe.zrem(self._streak_seen, ticket)
-                pipe.delete(self._memo_prefix + ticket)
+                pipe.zrem(self._streak_start, room)
+                pipe.zrem(self._streak_seen, room)
+                pipe.delete(self._memo_prefix + room)
                 await pipe.execute()
         except (RedisError, OSError) as exc:
             raise CoordinationUnavailable(f"redis unavailable ({type(exc).__name__})") from exc
 
-    async def not_hosting_recently(self, ticket: str) -> bool:
+    async def not_hosting_recently(self, room: str) -> bool:
         try:
-            return bool(await self._redis.exists(self._memo_prefix + ticket))
+            return bool(await self._redis.exists(self._memo_prefix + room))
         except (RedisError, OSError) as exc:
             raise CoordinationUnavailable(f"redis unavailable ({type(exc).__name__})") from exc
 
@@ -359,18 +373,18 @@ class LocalBudgetBackend:
     grants: dict[str, float] = field(default_factory=dict)  # id -> counted until score + window
     queue: dict[str, _Ticket] = field(default_factory=dict)
     paced: dict[str, float] = field(default_factory=dict)
-    streaks: dict[str, tuple[float, float]] = field(default_factory=dict)  # ticket -> (start, seen)
+    streaks: dict[str, tuple[float, float]] = field(default_factory=dict)  # room -> (start, seen)
     memos: dict[str, float] = field(default_factory=dict)
     blocked_until: float = 0.0
 
     async def try_acquire(
-        self, ticket: str, grant_id: str, *, retry: bool, policy: BudgetPolicy
+        self, ticket: str, room: str, grant_id: str, *, retry: bool, policy: BudgetPolicy
     ) -> TryResult:
         now = time.monotonic()
         self._forget(now, policy.window_s)
-        streak = self.streaks.get(ticket)
+        streak = self.streaks.get(room)
         if streak is not None:
-            self.streaks[ticket] = (streak[0], now)
+            self.streaks[room] = (streak[0], now)
         entry = self.queue.get(ticket)
         if entry is None:
             age = None if streak is None else now - streak[0]
@@ -420,15 +434,15 @@ class LocalBudgetBackend:
             entry.present_until = 0.0
             entry.expires = time.monotonic() + keep_s
 
-    async def note_not_hosting(self, ticket: str, *, memo_s: float) -> None:
+    async def note_not_hosting(self, room: str, *, memo_s: float) -> None:
         now = time.monotonic()
-        start = self.streaks.get(ticket, (now, now))[0]
-        self.streaks[ticket] = (start, now)
-        self.memos[ticket] = now + memo_s
+        start = self.streaks.get(room, (now, now))[0]
+        self.streaks[room] = (start, now)
+        self.memos[room] = now + memo_s
 
-    async def note_hosting(self, ticket: str) -> None:
-        self.streaks.pop(ticket, None)
-        self.memos.pop(ticket, None)
+    async def note_hosting(self, room: str) -> None:
+        self.streaks.pop(room, None)
+        self.memos.pop(room, None)
 
-    async def not_hosting_recently(self, ticket: str) -> bool:
-        return self.memos.get(ticket, 0.0) > time.monotonic()
+    async def not_hosting_recently(self, room: str) -> bool:
+        return self.memos.get(room, 0.0) > time.monotonic()

@@ -15,7 +15,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
-from urllib.parse import quote
 
 import msgspec
 
@@ -33,9 +32,7 @@ from recorder_service.core.ports import Coordinator, DailyRecordingStarter
 from recorder_service.core.statuses import RecordingStatus
 from recorder_service.errors import (
     CloudStartedByClient,
-    DailyActiveStream,
     DailyError,
-    DailyNotHosting,
     LockWaitTimeout,
     MeetingNotFound,
     MeetingNotRecordable,
@@ -45,6 +42,7 @@ from recorder_service.errors import (
     StartBudgetExhausted,
     VideoOff,
 )
+from recorder_service.services.start_calls import NOT_HOSTING_DETAIL, not_hosting_retry_after, start_at_daily
 from recorder_service.telemetry import Telemetry, disabled_telemetry
 
 DAILY_DEFAULT_MAX_DURATION_S = 3 * 3600
@@ -53,7 +51,6 @@ DAILY_DEFAULT_MAX_DURATION_S = 3 * 3600
 # nothing that tells an unregistered meeting from one that is not recorded beyond the status code.
 NOT_FOUND_DETAIL = "no recording can be started for this meeting"
 NOT_RECORDABLE_DETAIL = "no recording can be started for this meeting now"
-NOT_HOSTING_DETAIL = "Daily is not hosting the meeting's call yet; retry after Retry-After"
 
 
 class StartOutcome(msgspec.Struct, frozen=True):
@@ -194,9 +191,10 @@ async def _start_or_wait(deps: StartDeps, meeting_id: str, rec_type: RecordingTy
         if settled:
             return StartOutcome("already_active", rec_type, instance_id, meeting_id)
         await _replay_recent_failure(deps, key, arrived_at)
-        if await deps.budget.not_hosting_recently(_ticket(meeting_id, rec_type)):
+        if await deps.budget.not_hosting_recently(meeting.room_name):
             # Daily said so a moment ago, to some caller on some replica: do not ask again yet.
-            raise RoomNotHosting(NOT_HOSTING_DETAIL, retry_after_s=_not_hosting_retry_after(deps))
+            retry_after = not_hosting_retry_after(deps.policy.not_hosting_delay_s)
+            raise RoomNotHosting(NOT_HOSTING_DETAIL, retry_after_s=retry_after)
         with tracer.start_as_current_span("start.claim"):
             async with deps.db.transaction() as uow:
                 active = await uow.recordings.find_active(meeting_id, rec_type)
@@ -269,108 +267,32 @@ async def _replay_recent_failure(deps: StartDeps, key: str, arrived_at: float) -
     raise DailyError(failure.message, status_code=failure.status_code)
 
 
-def _ticket(meeting_id: str, rec_type: RecordingType) -> str:
-    return f"{meeting_id}:{rec_type}"
-
-
-def _not_hosting_retry_after(deps: StartDeps) -> int:
-    return max(1, math.ceil(deps.policy.not_hosting_delay_s))
-
-
-class _BudgetGate:
-    """Each HTTP start request of one start, retries included, takes a call from the budget."""
-
-    def __init__(self, budget: StartBudget, ticket: str) -> None:
-        self._budget = budget
-        self._ticket = ticket
-        self._grant: str | None = None
-        self.retry = False
-        self.wait_s = budget.policy.wait_s
-
-    async def enter(self) -> None:
-        self._grant = await self._budget.acquire(self._ticket, retry=self.retry, wait_s=self.wait_s)
-        self.retry = True  # the client's own retries (429, 5xx) are retries
-
-    async def leave(self, status_code: int | None, retry_after_s: float | None) -> None:
-        if self._grant is not None:
-            grant, self._grant = self._grant, None
-            await self._budget.complete(grant, status_code=status_code, retry_after_s=retry_after_s)
-
-
-def anonymous_daily_error(exc: DailyError, room_name: str) -> DailyError:
-    """Daily's error as an anonymous caller may read it: its `error`/`info` quoted, the room name
-    (a join URL for public rooms) cut out."""
-
-    def scrub(text: str | None) -> str | None:
-        if text is None:
-            return None
-        for name in {room_name, quote(room_name, safe="")}:
-            text = text.replace(name, "<room>")
-        return text
-
-    return DailyError(
-        scrub(str(exc)) or "Daily failed",
-        status_code=exc.status_code,
-        error_type=scrub(exc.error_type),
-        info=scrub(exc.info),
-    )
-
-
 async def _start_at_daily(
     deps: StartDeps, meeting: Meeting, rec_type: RecordingType, instance_id: str, claim_id: str, key: str
 ) -> StartOutcome:
-    ticket = _ticket(meeting.id, rec_type)
-    gate = _BudgetGate(deps.budget, ticket)
-    # Set by Daily's first "not hosting": the retries that follow share this much time.
-    deadline: float | None = None
-    attempt = 0
-    while True:
-        attempt += 1
-        try:
-            with deps.telemetry.tracer.start_as_current_span(
-                "start.daily_attempt", attributes={"recorder.attempt": attempt}
-            ):
-                await deps.daily.start_recording(
-                    meeting.room_name,
-                    type=rec_type,
-                    instance_id=instance_id,
-                    max_duration_s=max_duration_for(meeting, deps.now()),
-                    gate=gate,
-                )
-            status: Literal["started", "already_active"] = "started"
-            break
-        except DailyActiveStream:
-            status = "already_active"
-            break
-        except StartBudgetExhausted as exc:
-            if attempt == 1:
-                await _fail(deps, claim_id, key, _Attempt(time.time(), "budget", str(exc), exc.retry_after_s))
-                raise
-            # A retry found no call in time: Daily's last word was "not hosting".
-            await _fail_not_hosting(deps, claim_id, key, exc.retry_after_s)
-            raise RoomNotHosting(NOT_HOSTING_DETAIL, retry_after_s=exc.retry_after_s) from exc
-        except DailyNotHosting as exc:
-            await deps.budget.note_not_hosting(ticket)
-            now = time.monotonic()
-            if deadline is None:
-                deadline = now + deps.policy.not_hosting_budget_s
-            if now + deps.policy.not_hosting_delay_s > deadline:
-                retry_after = _not_hosting_retry_after(deps)
-                await _fail_not_hosting(deps, claim_id, key, retry_after)
-                raise RoomNotHosting(NOT_HOSTING_DETAIL, retry_after_s=retry_after) from exc
-            await asyncio.sleep(deps.policy.not_hosting_delay_s)
-            # The next call waits for the budget no longer than the retries have left.
-            gate.wait_s = max(0.0, deadline - time.monotonic())
-        except DailyError as exc:
-            public = anonymous_daily_error(exc, meeting.room_name)
-            await _fail(
-                deps,
-                claim_id,
-                key,
-                _Attempt(time.time(), "daily_error", str(public), status_code=exc.status_code),
-            )
-            raise public from exc
-    await deps.budget.note_hosting(ticket)
+    try:
+        status = await start_at_daily(
+            deps.daily,
+            deps.budget,
+            deps.telemetry,
+            meeting=meeting,
+            rec_type=rec_type,
+            instance_id=instance_id,
+            max_duration_s=max_duration_for(meeting, deps.now()),
+            not_hosting_budget_s=deps.policy.not_hosting_budget_s,
+            not_hosting_delay_s=deps.policy.not_hosting_delay_s,
+        )
+    except RoomNotHosting as exc:
+        await _fail_not_hosting(deps, claim_id, key, exc.retry_after_s)
+        raise
+    except StartBudgetExhausted as exc:
+        await _fail(deps, claim_id, key, _Attempt(time.time(), "budget", str(exc), exc.retry_after_s))
+        raise
+    except DailyError as exc:  # already without the room name
+        await _fail(
+            deps, claim_id, key, _Attempt(time.time(), "daily_error", str(exc), status_code=exc.status_code)
+        )
+        raise
     async with deps.db.transaction() as uow:
         # Conditional: a recording.started webhook may already have moved the claim on.
         await uow.recordings.confirm_claim(claim_id, started_at=deps.now())

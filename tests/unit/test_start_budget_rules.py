@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from recorder_service.core.start_budget import (
+    STALE_CLASS,
     penalty_s,
     priority_class,
     queue_score,
@@ -16,16 +17,18 @@ def test_first_calls_have_no_penalty_and_long_empty_rooms_sink() -> None:
     assert priority_class(retry=False, streak_age_s=None) == 0
     assert priority_class(retry=True, streak_age_s=None) == 1
     assert priority_class(retry=True, streak_age_s=1) == 2
-    assert priority_class(retry=False, streak_age_s=300) == 9
-    assert [penalty_s(c) for c in (0, 1, 2, 9)] == [0, 1, 2, 256]
+    assert priority_class(retry=True, streak_age_s=29) == 5
+    assert priority_class(retry=False, streak_age_s=30) == STALE_CLASS
+    assert [penalty_s(c) for c in (0, 1, 2, 5)] == [0, 1, 2, 16]
 
 
 def test_a_fresh_retry_yields_to_first_calls_that_arrived_within_its_penalty() -> None:
     retry = queue_score(priority_class(retry=True, streak_age_s=1), arrived_ms=10_000)
     assert queue_score(0, arrived_ms=11_900) < retry < queue_score(0, arrived_ms=12_100)
-    # A room empty for five minutes waits behind first calls for about as long.
+    # A room empty for half a minute or more goes after everybody else, however early it came.
     poked = queue_score(priority_class(retry=True, streak_age_s=300), arrived_ms=10_000)
-    assert queue_score(0, arrived_ms=10_000 + 250_000) < poked
+    assert queue_score(5, arrived_ms=10_000 + 10**9) < poked
+    assert queue_score(STALE_CLASS, arrived_ms=9_000) < poked
 
 
 def test_turn_estimates_follow_the_steady_rate() -> None:

@@ -573,17 +573,26 @@ async def flow(stack: Stack, t: Timeline) -> None:
         return "both participants left after 2 s"
 
     async def ready() -> str:
+        seen: list[Json] = []
+
         async def probe() -> Json | None:
             response = await http.get(
                 f"{stack.api['api-b']}/v1/meetings/{meeting_id}/recordings", headers=stack.auth
             )
             body: Json = response.json()
+            seen[:] = [body]
             recordings = body.get("recordings", [])
             if len(recordings) == 2 and all(r["status"] == "ready" for r in recordings):
                 return body
             return None
 
-        body = await eventually("both recordings ready", probe, 60)
+        try:
+            # Daily (the simulator) retries a failed delivery with backoff: allow for one retry on a busy machine.
+            body = await eventually("both recordings ready", probe, 180)
+        except Exception:
+            events = (await http.get(f"{stack.api['api-b']}/v1/daily/events", headers=stack.auth)).json()
+            print(f"last answer: {seen}\nstored events: {events}", flush=True)
+            raise
         raw = next(r for r in body["recordings"] if r["type"] == "raw-tracks")
         deliveries = await stack.control("GET", "/webhook-deliveries")
         codes = Counter(d["status_code"] for d in deliveries)

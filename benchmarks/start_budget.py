@@ -74,8 +74,23 @@ async def stack(hosting_delay_s: float) -> AsyncIterator[Stack]:
             RECORDER_RATE_LIMIT_PER_MINUTE="600",
         )
         procs = [spawn_service(env) for _ in range(REPLICAS)]
-        async with running([sim], "/_sim/calls"), running(procs):
-            yield Stack([p.url for p in procs], sim.url)
+        try:
+            async with running([sim], "/_sim/calls"), running(procs):
+                yield Stack([p.url for p in procs], sim.url)
+        finally:
+            # What the replicas logged at WARNING and above (5xx answers among them), counted.
+            lines = [
+                line
+                for p in procs
+                for line in p.log_tail(1 << 22).splitlines()
+                if '"level"' in line or "->" in line
+            ]
+            kinds: dict[str, int] = {}
+            for line in lines:
+                key = line.split('"msg": "', 1)[-1][:90]
+                kinds[key] = kinds.get(key, 0) + 1
+            for key, n in sorted(kinds.items(), key=lambda kv: -kv[1])[:8]:
+                print(f"  replica log x{n}: {key}")
 
 
 async def register(stack: Stack, meetings: list[tuple[str, str]]) -> None:

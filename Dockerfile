@@ -10,6 +10,10 @@ FROM ${PYTHON_IMAGE} AS builder
 # container registry, so the build only needs PyPI and the Debian/Python base image.
 ARG UV_VERSION=0.13.9
 RUN pip install --no-cache-dir --disable-pip-version-check "uv==${UV_VERSION}"
+# binutils for `strip` (below); the builder only.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends binutils \
+ && rm -rf /var/lib/apt/lists/*
 
 ENV UV_PROJECT_ENVIRONMENT=/opt/venv \
     UV_PYTHON_DOWNLOADS=never \
@@ -42,11 +46,32 @@ import compileall, sys; d = migrations_dir(); print(d); \
 sys.exit(not (d.parent.parent.name == 'site-packages' and compileall.compile_dir(d, quiet=1)))" \
  && /opt/venv/bin/recorder-service --help > /dev/null
 
+# Drop what the service never needs (deploy/README.md, "Image size"): faker and polyfactory
+# (Litestar's OpenAPI example generator; app.py leaves create_examples off); rich, rich-click,
+# markdown-it-py, mdurl and pygments (the command-line tools of Litestar and httpx; httpx
+# imports its own only when they are installed); botocore's models of every AWS service but
+# S3 and the credential chain's STS/SSO (the top-level endpoint, partition, retry and defaults
+# files stay); test suites; type stubs; the debug symbols of compiled extensions (uvloop's
+# alone are 12 MB; the wheels' bundled libraries in *.libs come stripped and are left alone).
+# Then make sure the web stack still imports and an S3 and an STS client still load.
+RUN uv pip uninstall --python /opt/venv/bin/python \
+      faker polyfactory rich rich-click markdown-it-py mdurl pygments \
+ && cd /opt/venv/lib/python3.11/site-packages \
+ && find botocore/data -mindepth 1 -maxdepth 1 -type d \
+      ! -name s3 ! -name sts ! -name sso ! -name sso-oidc -exec rm -rf {} + \
+ && find . -depth -type d -name tests -exec rm -rf {} + \
+ && find . -name '*.pyi' -delete \
+ && find . -name '*.so' -type f ! -path '*.libs/*' -exec strip --strip-unneeded {} + \
+ && cd / \
+ && /opt/venv/bin/python -I -c "import httpx, litestar, uvicorn, botocore.session as b; s = b.get_session(); \
+[s.create_client(n, region_name='us-east-1') for n in ('s3', 'sts', 'sso', 'sso-oidc')]"
+
 # --- runtime: slim, no compilers, no uv, non-root ------------------------------------
 FROM ${PYTHON_IMAGE} AS runtime
 
 # tini (Debian package, /usr/bin/tini) is PID 1: forwards SIGTERM to the service so
-# uvicorn drains, and reaps zombies.
+# uvicorn drains, and reaps zombies. uvicorn re-raises SIGTERM once it has drained, so the
+# service ends "killed by SIGTERM" (143); `-e 143` reports that orderly stop as exit 0.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends tini \
  && rm -rf /var/lib/apt/lists/*
@@ -61,7 +86,7 @@ RUN groupadd --system --gid 10001 recorder \
 COPY --from=builder /opt/venv /opt/venv
 
 # RECORDER_DATABASE_URL defaults to SQLite on the /data volume (single replica only);
-# deployments set it to postgresql+psycopg://... . Everything else: see CONTRACT §2.
+# deployments set it to postgresql+psycopg://... . Everything else: see docs/api.md §2.
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
@@ -78,5 +103,5 @@ EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
   CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=4)"]
 
-ENTRYPOINT ["/usr/bin/tini", "--"]
+ENTRYPOINT ["/usr/bin/tini", "-e", "143", "--"]
 CMD ["recorder-service", "serve", "--host", "0.0.0.0", "--port", "8000"]

@@ -41,6 +41,8 @@ REDIS_URL = os.environ.get("RECORDER_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0
 INTERNAL_KEY = "bench-internal-key-0123456789abcdefghij"
 AUTH = {"Authorization": f"Bearer {INTERNAL_KEY}"}
 WEBHOOK_SECRET = base64.b64encode(b"bench-webhook-secret-0123456789ab").decode()
+# Playback needs a token by default (RECORDER_PLAYBACK_AUTH=token); playback.py mints them.
+PLAYBACK_SECRET = "bench-playback-secret-0123456789abcdef"  # noqa: S105 - a benchmark's own
 
 
 # -- database ------------------------------------------------------------------------------
@@ -74,6 +76,7 @@ def service_env(db_url: str, daily_url: str = "http://127.0.0.1:9/v1", **extra: 
         "RECORDER_DAILY_API_KEY": "sim-key",
         "RECORDER_INTERNAL_API_KEY": INTERNAL_KEY,
         "RECORDER_DAILY_WEBHOOK_SECRETS": WEBHOOK_SECRET,
+        "RECORDER_PLAYBACK_SECRET": PLAYBACK_SECRET,
         "RECORDER_BACKGROUND": "false",
         "RECORDER_LOG_LEVEL": "WARNING",
         # Every benchmark request comes from 127.0.0.1; the per-address limit would cap the run.

@@ -18,6 +18,7 @@ import aiohttp
 import httpx
 from harness import (
     AUTH,
+    PLAYBACK_SECRET,
     bench_database,
     closed_loop,
     free_port,
@@ -34,6 +35,7 @@ from harness import run as harness_run
 from moto.server import ThreadedMotoServer
 
 from recorder_service.adapters.storage import RecordingStorage
+from recorder_service.client import mint_playback_token
 
 CONCURRENCIES = (1, 8, 64)
 
@@ -79,9 +81,14 @@ async def run(args: argparse.Namespace) -> None:
                     r = await admin.post("/v1/daily/webhook", content=body, headers=signed_headers(body))
                     assert r.status_code == 200 and r.json()["state"] == "applied", r.text
 
+                # As Reflector's pages do: one token, minted for the viewer, on every request.
+                token = mint_playback_token(PLAYBACK_SECRET, meeting_id, int(time.time()) + 3600)
+
                 async def redirect(session: aiohttp.ClientSession) -> int:
                     async with session.get(
-                        f"/v1/meetings/{meeting_id}/cloud-recording", allow_redirects=False
+                        f"/v1/meetings/{meeting_id}/cloud-recording",
+                        params={"token": token},
+                        allow_redirects=False,
                     ) as resp:
                         await resp.read()
                         return resp.status

@@ -31,6 +31,10 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--host", default="127.0.0.1")
     sim.add_argument("--port", type=int, default=8900)
     sim.add_argument(
+        "--s3-endpoint-url", help="write finished recordings to this S3-compatible store (needs --s3-bucket)"
+    )
+    sim.add_argument("--s3-bucket", help="bucket for finished recordings, as Daily's custom bucket")
+    sim.add_argument(
         "--start-rate-limit",
         metavar="CALLS/SECONDS",
         help="answer 429 to recording starts beyond CALLS in any SECONDS, as Daily does (e.g. 5/5)",

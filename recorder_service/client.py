@@ -8,6 +8,11 @@ this one file. Response Structs ignore unknown fields, so a newer service never 
         avail = await rc.availability(meeting_ids)
 
     event = verify_callback(request.headers, await request.body(), secret)  # on the receiving side
+
+Playback (contract §4): after its own access check, Reflector either asks for a link
+(`await rc.cloud_recording_link(meeting_id)`) or mints a playback token itself, with only the
+shared RECORDER_PLAYBACK_SECRET: `mint_playback_token(secret, meeting_id, exp)`, or
+`rc.playback_url(meeting_id, ttl_s=900)` for a client built with `playback_secret=`.
 """
 
 from __future__ import annotations
@@ -21,21 +26,26 @@ import urllib.parse
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from types import TracebackType
-from typing import Final, Literal, TypeVar
+from typing import Any, Final, Literal, TypeVar
 
 import httpx
 import msgspec
 
 __all__ = [
     "CLOUD_READY",
+    "DAILY_EVENT",
     "MAX_AVAILABILITY_IDS",
+    "MAX_PLAYBACK_TOKEN_TTL_S",
     "RAW_TRACKS_READY",
+    "RECORDING_DELETED",
     "Availability",
     "Callback",
     "CallbackData",
     "CallbackEvent",
     "CallbackState",
     "CallbackTrack",
+    "CloudRecordingLink",
+    "DailyEventCallback",
     "InvalidCallbackPayload",
     "InvalidCallbackSignature",
     "Meeting",
@@ -46,7 +56,10 @@ __all__ = [
     "RecorderUnauthorized",
     "RecorderUnavailable",
     "Recording",
+    "RecordingDeletedData",
+    "RecordingDeletedEvent",
     "Track",
+    "mint_playback_token",
     "verify_callback",
 ]
 
@@ -55,6 +68,10 @@ MAX_AVAILABILITY_IDS: Final = 100
 
 RAW_TRACKS_READY: Final = "recording.raw_tracks_ready"
 CLOUD_READY: Final = "recording.cloud_ready"
+RECORDING_DELETED: Final = "recording.deleted"
+DAILY_EVENT: Final = "daily.event"
+# The service refuses playback tokens that expire later than this after their minting.
+MAX_PLAYBACK_TOKEN_TTL_S: Final = 24 * 3600
 
 RecordingType = Literal["none", "local", "cloud"]
 CallbackState = Literal["pending", "delivered", "dead"]
@@ -110,7 +127,7 @@ class Track(msgspec.Struct, frozen=True, kw_only=True):
 class Recording(msgspec.Struct, frozen=True, kw_only=True):
     id: str
     type: str  # "cloud", "cloud-audio-only" or "raw-tracks"
-    status: str  # "starting", "recording", "ready" or "failed"
+    status: str  # "starting", "recording", "ready", "failed" or "deleted"
     instance_id: str | None = None
     daily_recording_id: str | None = None
     s3_key: str | None = None
@@ -131,6 +148,7 @@ class MeetingRecordings(msgspec.Struct, frozen=True, kw_only=True):
     cloud_recording_duration: int | None = None
     start_date: datetime | None = None
     end_date: datetime | None = None
+    store_video: bool = True
     recordings: tuple[Recording, ...] = ()
 
 
@@ -147,6 +165,20 @@ class Availability(msgspec.Struct, frozen=True, kw_only=True):
 
 class _AvailabilityResponse(msgspec.Struct, frozen=True):
     meetings: dict[str, Availability]
+
+
+class CloudRecordingLink(msgspec.Struct, frozen=True, kw_only=True):
+    """`GET /v1/meetings/{id}/cloud-recording/link`: both URLs work until `expires_at`."""
+
+    url: str  # presigned S3 GET URL (for Reflector's backend, or a zip download)
+    playback_url: str  # the service's playback redirect with a playback token (for the browser)
+    expires_at: datetime
+    duration: int | None = None
+    content_type: str = "video/mp4"  # or "audio/mp4"
+
+
+class _RecordingsDeleted(msgspec.Struct, frozen=True):
+    deleted: tuple[str, ...]
 
 
 class Callback(msgspec.Struct, frozen=True, kw_only=True):
@@ -179,6 +211,7 @@ class _MeetingPut(msgspec.Struct, frozen=True):
     recording_type: RecordingType
     start_date: datetime
     end_date: datetime | None
+    store_video: bool = True
 
 
 # ---------------------------------------------------------------------------------------------- client
@@ -196,8 +229,14 @@ class RecorderClient:
         *,
         timeout_s: float = 10.0,
         http: httpx.AsyncClient | None = None,
+        playback_secret: str | None = None,
+        public_base_url: str | None = None,
     ) -> None:
+        """`playback_secret` (RECORDER_PLAYBACK_SECRET) lets `playback_url` mint tokens locally;
+        `public_base_url` is the service's address as browsers reach it (default: `base_url`)."""
         self._base_url = base_url.rstrip("/")
+        self._public_base_url = (public_base_url or base_url).rstrip("/")
+        self._playback_secret = playback_secret
         self._headers = {"Authorization": f"Bearer {api_key}", "Accept": "application/json"}
         # Passed on every request, so it also applies to a shared client built with other defaults.
         self._timeout = httpx.Timeout(timeout_s)
@@ -226,9 +265,11 @@ class RecorderClient:
         recording_type: RecordingType,
         start_date: datetime,
         end_date: datetime | None = None,
+        store_video: bool = True,
     ) -> Meeting:
-        """Create or update (idempotent). Naive datetimes are read as UTC by the service."""
-        body = msgspec.json.encode(_MeetingPut(room_name, recording_type, start_date, end_date))
+        """Create or update (idempotent). Naive datetimes are read as UTC by the service.
+        `store_video=False`: no cloud recording, and raw tracks keep only their audio."""
+        body = msgspec.json.encode(_MeetingPut(room_name, recording_type, start_date, end_date, store_video))
         response = await self._request("PUT", f"/v1/meetings/{_segment(meeting_id)}", content=body)
         meeting = _decode(response, Meeting)
         return msgspec.structs.replace(meeting, created=response.status_code == 201)
@@ -247,6 +288,56 @@ class RecorderClient:
             response = await self._request("GET", "/v1/recordings/availability", params=params)
             found.update(_decode(response, _AvailabilityResponse).meetings)
         return found
+
+    # -- playback and deletion ---------------------------------------------------------
+
+    async def cloud_recording_link(
+        self, meeting_id: str, recording_id: str | None = None
+    ) -> CloudRecordingLink:
+        """After Reflector's own access check: a presigned URL and a tokened playback URL of the
+        meeting's latest ready cloud recording (or `recording_id`). RecorderNotFound if none."""
+        params = httpx.QueryParams({"recording_id": recording_id} if recording_id else {})
+        response = await self._request(
+            "GET", f"/v1/meetings/{_segment(meeting_id)}/cloud-recording/link", params=params
+        )
+        return _decode(response, CloudRecordingLink)
+
+    def mint_playback_token(self, meeting_id: str, exp: int) -> str:
+        """A playback token for `meeting_id` expiring at `exp` (Unix seconds), minted locally."""
+        if self._playback_secret is None:
+            raise ValueError("RecorderClient was built without playback_secret")
+        return mint_playback_token(self._playback_secret, meeting_id, exp)
+
+    def playback_url(
+        self, meeting_id: str, ttl_s: int = 900, *, recording_id: str | None = None, now: float | None = None
+    ) -> str:
+        """The service's playback redirect for `meeting_id` with a token valid `ttl_s` seconds
+        (at most 24 h), for a `<video>`/`<audio>` element. No request is made."""
+        if not 0 < ttl_s <= MAX_PLAYBACK_TOKEN_TTL_S:
+            raise ValueError(f"ttl_s must be between 1 and {MAX_PLAYBACK_TOKEN_TTL_S} seconds")
+        exp = int(time.time() if now is None else now) + ttl_s
+        query = {"token": self.mint_playback_token(meeting_id, exp)}
+        if recording_id is not None:
+            query["recording_id"] = recording_id
+        path = f"/v1/meetings/{_segment(meeting_id)}/cloud-recording"
+        return f"{self._public_base_url}{path}?{urllib.parse.urlencode(query)}"
+
+    async def delete_recordings(
+        self,
+        meeting_id: str,
+        *,
+        type: Literal["cloud", "raw-tracks"] | None = None,
+        recording_id: str | None = None,
+    ) -> list[str]:
+        """Deletes the meeting's recordings (all, one type, or one): they are never available
+        again at once, their files go in the background, and a recording.deleted callback
+        follows each. Returns the ids of the recordings matched (deleted earlier ones too)."""
+        wanted = {"type": type, "recording_id": recording_id}
+        params = httpx.QueryParams({k: v for k, v in wanted.items() if v is not None})
+        response = await self._request(
+            "DELETE", f"/v1/meetings/{_segment(meeting_id)}/recordings", params=params
+        )
+        return list(_decode(response, _RecordingsDeleted).deleted)
 
     # -- callbacks (admin) -------------------------------------------------------------
 
@@ -324,6 +415,19 @@ def _retry_after_s(response: httpx.Response) -> int | None:
     return int(value) if value.isdigit() else None
 
 
+# ---------------------------------------------------------------------------------------------- playback tokens
+
+
+def mint_playback_token(secret: str, meeting_id: str, exp: int) -> str:
+    """`<exp>.<sig>`: sig is the unpadded base64url HMAC-SHA256, keyed by the UTF-8 bytes of
+    the secret (RECORDER_PLAYBACK_SECRET), of `"<meeting_id>.<exp>"` (contract §4). The service
+    refuses tokens expiring more than 24 h ahead, so mint them just before use."""
+    if exp < 0:
+        raise ValueError("exp must be Unix seconds")
+    digest = hmac.new(secret.encode(), f"{meeting_id}.{exp}".encode(), hashlib.sha256).digest()
+    return f"{exp}." + base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
 # ---------------------------------------------------------------------------------------------- callbacks
 
 
@@ -355,8 +459,39 @@ class CallbackEvent(msgspec.Struct, frozen=True, kw_only=True):
     data: CallbackData
 
 
+class RecordingDeletedData(msgspec.Struct, frozen=True, kw_only=True):
+    meeting_id: str
+    recording_id: str  # Daily's recording id
+    type: str  # "cloud" or "raw-tracks"
+    reason: str  # "request", "retention" or "store_video_off"
+
+
+class RecordingDeletedEvent(msgspec.Struct, frozen=True, kw_only=True):
+    """RECORDING_DELETED: every object of the recording is gone from the bucket."""
+
+    type: str
+    timestamp: datetime
+    data: RecordingDeletedData
+
+
+class DailyEventCallback(msgspec.Struct, frozen=True, kw_only=True):
+    """DAILY_EVENT: a Daily webhook event relayed as received (RECORDER_FORWARD_DAILY_EVENTS).
+    `data` is Daily's JSON object; its `type`, `id` and `payload` are Daily's."""
+
+    type: str
+    timestamp: datetime
+    data: dict[str, Any]
+
+
+class _EventType(msgspec.Struct, frozen=True):
+    type: str
+
+
 _SECRET_PREFIX: Final = "whsec_"  # noqa: S105 - a prefix, not a secret
 _event_decoder = msgspec.json.Decoder(CallbackEvent)
+_deleted_decoder = msgspec.json.Decoder(RecordingDeletedEvent)
+_daily_event_decoder = msgspec.json.Decoder(DailyEventCallback)
+_type_decoder = msgspec.json.Decoder(_EventType)
 
 
 def verify_callback(
@@ -366,8 +501,10 @@ def verify_callback(
     *,
     tolerance_s: float = 300,
     now: datetime | None = None,
-) -> CallbackEvent:
-    """Check a Standard Webhooks signature over the raw body, then decode the event.
+) -> CallbackEvent | RecordingDeletedEvent | DailyEventCallback:
+    """Check a Standard Webhooks signature over the raw body, then decode the event: a
+    RecordingDeletedEvent for RECORDING_DELETED, a DailyEventCallback for DAILY_EVENT, else a
+    CallbackEvent (narrow with isinstance).
 
     Pass the body bytes exactly as received (not re-serialised JSON). Deduplicate on the
     `webhook-id` header: delivery is at-least-once and the id is kept across retries.
@@ -390,6 +527,11 @@ def verify_callback(
         raise InvalidCallbackSignature("no matching v1 signature")
 
     try:
+        kind = _type_decoder.decode(body).type
+        if kind == RECORDING_DELETED:
+            return _deleted_decoder.decode(body)
+        if kind == DAILY_EVENT:
+            return _daily_event_decoder.decode(body)
         event = _event_decoder.decode(body)
     except msgspec.DecodeError as exc:
         raise InvalidCallbackPayload(f"signed body is not a callback event: {exc}") from exc

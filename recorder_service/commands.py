@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import logging
 import socket
 import sys
@@ -115,18 +116,30 @@ async def dispatch(args: argparse.Namespace, env: Mapping[str, str]) -> int:
         init_telemetry(env)  # the worker's resources use the process's (global) telemetry
         return await run_worker(settings)
     if args.command == "demo":
+        if importlib.util.find_spec("moto") is None:  # a development dependency, not in the image
+            print(
+                "recorder-service: the demo needs the development dependencies (moto): "
+                "run `uv run recorder-service demo` in a checkout of the repository",
+                file=sys.stderr,
+            )
+            return 1
         from recorder_service.tools.demo import play
 
         return await play(sys.stdout, keep_running=args.keep_running)
     if args.command == "simulate-daily":
         from recorder_service.tools.simulator import SimulatorConfig, run_simulator
 
+        if (args.s3_endpoint_url is None) != (args.s3_bucket is None):
+            print("recorder-service: --s3-endpoint-url and --s3-bucket go together", file=sys.stderr)
+            return 2
         rate_limit = None
         if args.start_rate_limit:
             calls, _, seconds = args.start_rate_limit.partition("/")
             rate_limit = (int(calls), float(seconds))
         config = SimulatorConfig(
             api_key=env.get("RECORDER_DAILY_API_KEY") or None,
+            s3_endpoint_url=args.s3_endpoint_url,
+            s3_bucket=args.s3_bucket,
             start_rate_limit=rate_limit,
             hosting_delay_s=args.hosting_delay,
         )
@@ -138,7 +151,8 @@ async def dispatch(args: argparse.Namespace, env: Mapping[str, str]) -> int:
         from recorder_service.tools.daily_probe import run_probe
         from recorder_service.tools.daily_webhooks import ensure_webhook, list_webhooks
 
-        settings = configure(env)
+        # These tools talk to Daily only and never serve playback: no playback secret needed.
+        settings = configure({**env, "RECORDER_PLAYBACK_AUTH": "open"})
         ensuring = args.daily_command == "webhook" and args.webhook_command == "ensure"
         if ensuring and not settings.daily_webhook_secrets:
             print(
@@ -171,7 +185,12 @@ async def dispatch(args: argparse.Namespace, env: Mapping[str, str]) -> int:
                     retry_base_s=settings.daily_retry_base_seconds,
                 )
                 if ensuring:
-                    result = await ensure_webhook(daily, args.url, settings.daily_webhook_secrets[0])
+                    result = await ensure_webhook(
+                        daily,
+                        args.url,
+                        settings.daily_webhook_secrets[0],
+                        relayed=settings.forward_daily_events,
+                    )
                     print(result.describe())
                     return 0
                 await list_webhooks(daily, out=sys.stdout)

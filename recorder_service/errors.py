@@ -136,3 +136,20 @@ class CallbackNotFound(RecorderError):
 
 class WebhooksNotConfigured(RecorderError):
     """RECORDER_DAILY_WEBHOOK_SECRETS is empty: nothing can be verified (503)."""
+
+
+class VideoOff(MeetingNotRecordable):
+    """A cloud start for a meeting registered with store_video: false (409)."""
+
+
+class PlaybackTokenMissing(RecorderError):
+    """Playback needs ?token= (RECORDER_PLAYBACK_AUTH=token) and none was given (401)."""
+
+
+class PlaybackTokenRejected(RecorderError):
+    """The playback token is malformed, expired, too far ahead, or not this meeting's (403).
+    One message for every reason, and decided before any lookup: it reveals nothing."""
+
+
+class DeletionNotFound(RecorderError):
+    pass

@@ -14,7 +14,16 @@ from opentelemetry import trace
 from recorder_service.settings import Settings, is_secret_field
 
 # Extra attributes worth carrying into JSON lines when a log call sets them.
-_CONTEXT_FIELDS = ("meeting_id", "room", "recording_id", "event_id", "callback_id", "trace_id", "span_id")
+_CONTEXT_FIELDS = (
+    "meeting_id",
+    "room",
+    "recording_id",
+    "event_id",
+    "callback_id",
+    "reason",
+    "trace_id",
+    "span_id",
+)
 
 
 class JsonFormatter(logging.Formatter):
@@ -51,6 +60,8 @@ _SENSITIVE_PATTERNS = (
     re.compile(r"(Bearer\s+)[A-Za-z0-9._~+/=-]+", re.IGNORECASE),
     re.compile(r"(v1,)[A-Za-z0-9+/]{20,}={0,2}"),
     re.compile(r"(whsec_)[A-Za-z0-9+/]+={0,2}"),
+    # Playback tokens in a logged URL: the expiry stays readable, the signature does not.
+    re.compile(r"([?&]token=[0-9]{0,11}\.?)[A-Za-z0-9_%-]+"),
 )
 _REDACTED = "[redacted]"
 

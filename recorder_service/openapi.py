@@ -11,7 +11,9 @@ from recorder_service.settings import load_settings
 
 def openapi_document() -> dict[str, object]:
     # The document does not depend on configuration; any valid settings produce it.
-    app = create_app(load_settings({"RECORDER_DAILY_API_URL": "http://127.0.0.1:9/v1"}))
+    app = create_app(
+        load_settings({"RECORDER_DAILY_API_URL": "http://127.0.0.1:9/v1", "RECORDER_PLAYBACK_AUTH": "open"})
+    )
     schema: dict[str, object] = app.openapi_schema.to_schema()
     return schema
 

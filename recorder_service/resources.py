@@ -8,7 +8,7 @@ import gc
 import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import httpx
 import redis.asyncio as aioredis
@@ -29,6 +29,8 @@ from recorder_service.adapters.start_budget import (
 )
 from recorder_service.adapters.storage import RecordingStorage
 from recorder_service.core.daily_signature import DailyWebhookVerifier
+from recorder_service.core.playback_tokens import PlaybackTokens
+from recorder_service.services.deletions import DeletionDeps
 from recorder_service.services.ingest import IngestDeps, apply_safely
 from recorder_service.services.starts import StartDeps, StartPolicy
 from recorder_service.settings import Settings
@@ -55,7 +57,17 @@ class Resources:
     ingest: IngestDeps
     # Set when a callback is enqueued, so the dispatcher delivers it without waiting a poll tick.
     outbox_wakeup: asyncio.Event
+    # Removal of deleted recordings' objects; `deletion_wakeup` is set when a job is queued.
+    deletions: DeletionDeps
+    deletion_wakeup: asyncio.Event
+    # Mints (link endpoint) and checks (playback redirect) playback tokens; None without a secret.
+    playback_tokens: PlaybackTokens | None = None
     now: Callable[[], datetime] = field(default=utcnow)
+
+    @property
+    def playback_checker(self) -> PlaybackTokens | None:
+        """What the playback redirect checks tokens with; None: open playback."""
+        return self.playback_tokens if self.settings.playback_auth == "token" else None
 
 
 def start_policy(s: Settings) -> StartPolicy:
@@ -91,8 +103,8 @@ def budget_policy(s: Settings) -> BudgetPolicy:
 def freeze_startup_heap() -> None:
     """Moves everything built at start-up (modules, clients, pools, compiled statements) out of
     the garbage collector's reach. Those objects live as long as the process, yet every full
-    collection walked them: 120 to 190 ms pauses under webhook load, 2 ms after freezing
-    (docs/performance.md). Called once per process, by `serve` and `worker`, never in tests."""
+    collection would walk them again, pausing the event loop (figures in docs/performance.md).
+    Called once per process, by `serve` and `worker`, never in tests."""
     gc.collect()
     gc.freeze()
 
@@ -134,6 +146,7 @@ async def open_resources(
         DailyWebhookVerifier(settings.daily_webhook_secrets) if settings.daily_webhook_secrets else None
     )
     outbox_wakeup = asyncio.Event()
+    deletion_wakeup = asyncio.Event()
     db = Database(engine, session_factory(engine))
     daily = DailyClient(
         daily_http,
@@ -153,6 +166,8 @@ async def open_resources(
         writer=inbox_writer,
         apply_queue=apply_queue,
         telemetry=telemetry,
+        wake_deletions=deletion_wakeup.set,
+        relayed_event_types=frozenset(settings.forward_daily_events),
     )
     starts = StartDeps(
         db=db,
@@ -170,6 +185,17 @@ async def open_resources(
             endpoint_url=settings.s3_endpoint_url,
             telemetry=telemetry,
         ) as storage:
+            deletions = DeletionDeps(
+                db=db,
+                storage=storage,
+                daily=daily,
+                now=utcnow,
+                retry_delays_s=settings.deletion_retry_seconds,
+                lease=timedelta(seconds=settings.deletion_lease_seconds),
+                batch_size=settings.deletion_batch_size,
+                wake_outbox=outbox_wakeup.set,
+                telemetry=telemetry,
+            )
             res = Resources(
                 settings=settings,
                 db=db,
@@ -182,6 +208,11 @@ async def open_resources(
                 starts=starts,
                 ingest=ingest,
                 outbox_wakeup=outbox_wakeup,
+                deletions=deletions,
+                deletion_wakeup=deletion_wakeup,
+                playback_tokens=PlaybackTokens(settings.playback_secret)
+                if settings.playback_secret
+                else None,
             )
             await warm_pool(engine)
             apply_queue.start(lambda event_id: apply_safely(ingest, event_id))

@@ -30,7 +30,13 @@ DEFAULT_CALLBACK_RETRY_SECONDS: tuple[float, ...] = (
     43200,
 )
 
+# Deletion retries never give up (S3 must confirm every removal): the last delay repeats.
+DEFAULT_DELETION_RETRY_SECONDS: tuple[float, ...] = (5, 30, 120, 600, 1800, 3600)
+# The contract: playback secrets of fewer characters protect nothing.
+MIN_PLAYBACK_SECRET_CHARS = 32
+
 PositiveSeconds = Annotated[float, msgspec.Meta(gt=0)]
+PositiveDays = Annotated[float, msgspec.Meta(gt=0)]
 
 
 class ConfigError(Exception):
@@ -52,7 +58,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     callback_secret: str | None = None
     internal_api_key: str | None = None
     cors_origins: tuple[str, ...] = ()
-    cloud_start: Literal["client", "server"] = "client"
+    # server: this service starts both types over Daily's REST API, which is how Reflector records
+    # today (its rooms leave recording disabled, so daily-js startRecording() would do nothing).
+    # client: the seed's design, where the browser starts cloud with daily-js in rooms that enable it.
+    cloud_start: Literal["client", "server"] = "server"
+    # Daily event types relayed to Reflector as daily.event callbacks (one webhook for both).
+    forward_daily_events: tuple[Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9_.-]{0,63}$")], ...] = ()
     background: bool = True
     reconcile_interval_seconds: PositiveSeconds = 300.0
     callback_retry_seconds: tuple[PositiveSeconds, ...] = DEFAULT_CALLBACK_RETRY_SECONDS
@@ -86,12 +97,38 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     reconcile_lookback_hours: PositiveSeconds = 48.0
     stuck_recording_hours: PositiveSeconds = 6.0
     starting_claim_timeout_seconds: PositiveSeconds = 120.0
+    # Recording privacy (contract §2, §4, §5): playback tokens, retention, deletions.
+    playback_auth: Literal["token", "open"] = "token"
+    playback_secret: str | None = None
+    # Base of the playback_url the link endpoint answers (e.g. https://recorder.example.com);
+    # unset: the request's own base URL, as the service sees it.
+    public_base_url: str | None = None
+    retention_cloud_days: PositiveDays | None = None
+    retention_raw_tracks_days: PositiveDays | None = None
+    retention_interval_seconds: PositiveSeconds = 3600.0
+    deletion_retry_seconds: tuple[PositiveSeconds, ...] = DEFAULT_DELETION_RETRY_SECONDS
+    deletion_batch_size: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 20
+    deletion_poll_seconds: PositiveSeconds = 5.0
+    deletion_lease_seconds: PositiveSeconds = 120.0
     log_format: Literal["auto", "json", "text"] = "auto"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
 
-_LIST_FIELDS = {"daily_webhook_secrets", "cors_origins", "callback_retry_seconds", "trusted_proxies"}
-_SECRET_FIELDS = {"daily_api_key", "daily_webhook_secrets", "callback_secret", "internal_api_key"}
+_LIST_FIELDS = {
+    "daily_webhook_secrets",
+    "cors_origins",
+    "callback_retry_seconds",
+    "forward_daily_events",
+    "deletion_retry_seconds",
+    "trusted_proxies",
+}
+_SECRET_FIELDS = {
+    "daily_api_key",
+    "daily_webhook_secrets",
+    "callback_secret",
+    "internal_api_key",
+    "playback_secret",
+}
 
 
 def env_name(field: str) -> str:
@@ -172,6 +209,7 @@ def _check_consistency(s: Settings) -> None:
             f"{env_name('trusted_proxies')}: every entry must be an IP address or a CIDR range"
         ) from None
     _check_secrets(s)
+    _check_privacy(s)
 
 
 # Contract §2: an internal key under 32 characters or a Daily webhook secret under 16 bytes
@@ -203,6 +241,10 @@ def _check_secrets(s: Settings) -> None:
                 weakness(body, min_length=MIN_CALLBACK_SECRET_BYTES, unit="bytes (decoded)", length=size),
             )
         )
+    if s.playback_secret:
+        problems.append(
+            ("playback_secret", weakness(s.playback_secret, min_length=MIN_PLAYBACK_SECRET_CHARS))
+        )
     # With the simulator any key does; against Daily's API a template's placeholder is a mistake.
     if (
         s.daily_api_key
@@ -225,6 +267,22 @@ def _url_password(url: str) -> str | None:
         return urlsplit(url).password
     except ValueError:
         return None
+
+
+def _check_privacy(s: Settings) -> None:
+    if s.playback_auth == "token" and s.playback_secret is None:
+        raise ConfigError(
+            f"{env_name('playback_secret')}: required when {env_name('playback_auth')}=token "
+            f"(at least {MIN_PLAYBACK_SECRET_CHARS} characters, shared with Reflector)"
+        )
+    if s.playback_secret is not None and len(s.playback_secret) < MIN_PLAYBACK_SECRET_CHARS:
+        raise ConfigError(
+            f"{env_name('playback_secret')}: must be at least {MIN_PLAYBACK_SECRET_CHARS} characters"
+        )
+    if s.public_base_url is not None and not s.public_base_url.startswith(("http://", "https://")):
+        raise ConfigError(f"{env_name('public_base_url')}: must be an http(s) URL")
+    if not s.deletion_retry_seconds:
+        raise ConfigError(f"{env_name('deletion_retry_seconds')}: needs at least one delay")
 
 
 def is_secret_field(field: str) -> bool:

@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import time
 import urllib.parse
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from typing import TYPE_CHECKING
 
 import aioboto3
@@ -176,6 +176,31 @@ class RecordingStorage:
         except BotoCoreError as exc:
             raise _unavailable(exc) from exc
         return True
+
+    async def delete_objects(self, keys: Iterable[str]) -> int:
+        """Removes every key, one DeleteObject each (every S3-compatible store has it; not all
+        have the multi-object delete). Returns once S3 confirmed them all: a key already gone is
+        confirmed too (S3 answers 204 for it), so a retry repeats the whole list harmlessly.
+        Raises StorageUnavailable on the first failure. In a versioned bucket (Daily requires
+        versioning) this adds delete markers; the bucket's lifecycle rules must expire the
+        noncurrent versions (docs/operations.md). Returns how many keys were confirmed."""
+        remaining = list(keys)
+        if not remaining:
+            return 0  # nothing to remove (e.g. a failed recording): no bucket needed
+        bucket = self._require_bucket()
+        confirmed = 0
+        for key in remaining:
+            try:
+                with self._tracer.start_as_current_span(
+                    "s3.delete_object", kind=SpanKind.CLIENT, attributes={"s3.bucket": bucket}
+                ):
+                    await self._client.delete_object(Bucket=bucket, Key=key)
+            except ClientError as exc:
+                raise StorageUnavailable(f"S3 deletion failed ({_error_code(exc)})") from exc
+            except BotoCoreError as exc:
+                raise _unavailable(exc) from exc
+            confirmed += 1
+        return confirmed
 
 
 def inline_disposition(filename: str | None) -> str:

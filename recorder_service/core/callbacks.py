@@ -11,6 +11,7 @@ import base64
 import hashlib
 import hmac
 import secrets
+import uuid
 from datetime import UTC, datetime
 from typing import TypeAlias
 
@@ -77,6 +78,13 @@ class CloudReadyData(msgspec.Struct, frozen=True, kw_only=True):
     start_ts: int
 
 
+class RecordingDeletedData(msgspec.Struct, frozen=True, kw_only=True):
+    meeting_id: str
+    recording_id: str  # Daily's
+    type: str  # "cloud" or "raw-tracks"
+    reason: str  # "request", "retention" or "store_video_off"
+
+
 class CallbackEnvelope(msgspec.Struct, frozen=True, tag_field="type"):
     timestamp: str  # ISO-8601, UTC
 
@@ -89,8 +97,21 @@ class CloudReadyCallback(CallbackEnvelope, frozen=True, tag="recording.cloud_rea
     data: CloudReadyData
 
 
-Callback: TypeAlias = RawTracksReadyCallback | CloudReadyCallback
-CallbackData: TypeAlias = RawTracksReadyData | CloudReadyData
+class RecordingDeletedCallback(CallbackEnvelope, frozen=True, tag="recording.deleted"):
+    data: RecordingDeletedData
+
+
+class DailyEventCallback(CallbackEnvelope, frozen=True, tag="daily.event"):
+    """A Daily event relayed to Reflector (RECORDER_FORWARD_DAILY_EVENTS): `data` is the event's
+    JSON object exactly as Daily sent it."""
+
+    data: msgspec.Raw
+
+
+Callback: TypeAlias = (
+    RawTracksReadyCallback | CloudReadyCallback | RecordingDeletedCallback | DailyEventCallback
+)
+CallbackData: TypeAlias = RawTracksReadyData | CloudReadyData | RecordingDeletedData
 
 _callback_encoder = msgspec.json.Encoder()
 callback_decoder = msgspec.json.Decoder(Callback)
@@ -106,11 +127,29 @@ def build_callback(data: CallbackData, at: datetime) -> Callback:
     timestamp = iso_timestamp(at)
     if isinstance(data, RawTracksReadyData):
         return RawTracksReadyCallback(timestamp=timestamp, data=data)
+    if isinstance(data, RecordingDeletedData):
+        return RecordingDeletedCallback(timestamp=timestamp, data=data)
     return CloudReadyCallback(timestamp=timestamp, data=data)
 
 
 def encode_callback(data: CallbackData, at: datetime) -> bytes:
     return _callback_encoder.encode(build_callback(data, at))
+
+
+def encode_daily_event(event_body: bytes, at: datetime) -> bytes:
+    """The `daily.event` callback of one stored Daily event (its body is a JSON object)."""
+    return _callback_encoder.encode(
+        DailyEventCallback(timestamp=iso_timestamp(at), data=msgspec.Raw(event_body.strip()))
+    )
+
+
+# Outbox rows are unique per (subject, type): a relayed event's subject is derived from Daily's
+# event id, so an event that is applied again (an orphan retried, a redelivery) is relayed once.
+_RELAY_NAMESPACE = uuid.UUID("5f0c7d4e-2b1a-4e8f-9c3d-6a7b8c9d0e1f")
+
+
+def relay_subject_id(event_id: str) -> str:
+    return str(uuid.uuid5(_RELAY_NAMESPACE, event_id))
 
 
 def raw_tracks_ready_data(*, meeting_id: str, bucket: str, recording: RecordingReady) -> RawTracksReadyData:

@@ -25,6 +25,9 @@ class Meeting(msgspec.Struct, frozen=True, kw_only=True):
     recording_type: str
     start_date: datetime
     end_date: datetime | None
+    # False: nobody wants the meeting's video (contract §5): no cloud recording is started or
+    # kept, and the video files of its raw-tracks recordings are deleted.
+    store_video: bool = True
 
 
 class Track(msgspec.Struct, frozen=True):

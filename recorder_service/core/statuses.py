@@ -12,13 +12,17 @@ class RecordingStatus(StrEnum):
 
     starting -> recording -> (finishing) -> ready | failed; a claim whose start Daily refused is
     deleted, not kept. `finishing` is internal: Daily has ended the session (everyone left),
-    its ready-to-download has not arrived yet, and the next start begins a new session."""
+    its ready-to-download has not arrived yet, and the next start begins a new session.
+    Any of them -> deleted (a deletion request, retention, or a cloud recording of a meeting
+    whose video is off): never available again, whatever Daily reports later; its objects are
+    removed from the bucket by a deletion job (DeletionState)."""
 
     STARTING = "starting"
     RECORDING = "recording"
     FINISHING = "finishing"
     READY = "ready"
     FAILED = "failed"
+    DELETED = "deleted"
 
 
 # What GET /v1/meetings/{id}/recordings may show: the contract's list, nothing else.
@@ -41,6 +45,8 @@ def api_status(status: RecordingStatus) -> ApiRecordingStatus:
             return "ready"
         case RecordingStatus.FAILED:
             return "failed"
+        case RecordingStatus.DELETED:
+            return "deleted"
         case _:
             assert_never(status)
 
@@ -65,3 +71,11 @@ class CallbackState(StrEnum):
     PENDING = "pending"
     DELIVERED = "delivered"
     DEAD = "dead"  # the retry schedule ran out
+
+
+class DeletionState(StrEnum):
+    """A deletion job: the S3 objects of one recording (or its video tracks) to remove."""
+
+    WAITING = "waiting"  # the recording is still being recorded: its keys come with its ready event
+    PENDING = "pending"  # keys known, removal due or being retried
+    DONE = "done"  # S3 confirmed every removal

@@ -1,4 +1,4 @@
-"""Internal operator endpoints: stored Daily events and callbacks (bearer auth)."""
+"""Internal operator endpoints: stored Daily events, callbacks and deletion jobs (bearer auth)."""
 
 from __future__ import annotations
 
@@ -7,14 +7,18 @@ from typing import Annotated
 from litestar import Controller, get, post
 from litestar.params import FromPath, QueryParameter
 
+from recorder_service.core.deletions import DeletionView
 from recorder_service.core.models import CallbackView
 from recorder_service.http.guards import AnyRequest, require_internal_key, resources_of
 from recorder_service.services.admin import (
     CallbackList,
+    DeletionList,
     EventList,
     list_callbacks,
+    list_deletions,
     list_events,
     retry_callback,
+    retry_deletion,
 )
 
 Limit = Annotated[int, QueryParameter(ge=1, le=1000, description="at most this many, newest first")]
@@ -60,4 +64,28 @@ class AdminController(Controller):
         res = resources_of(request)
         view = await retry_callback(res.db, callback_id, res.now())
         res.outbox_wakeup.set()
+        return view
+
+    @get(
+        "/deletions",
+        summary="Deletion jobs: the S3 objects of deleted recordings, with attempts and last error",
+    )
+    async def deletions(
+        self,
+        request: AnyRequest,
+        state_filter: Annotated[
+            str | None, QueryParameter(name="state", description="waiting, pending or done")
+        ] = None,
+        limit: Limit = 100,
+        cursor: Cursor = None,
+    ) -> DeletionList:
+        return await list_deletions(resources_of(request).db, state=state_filter, limit=limit, cursor=cursor)
+
+    @post(
+        "/deletions/{deletion_id:str}/retry", status_code=202, summary="Attempt a pending deletion again now"
+    )
+    async def retry_deletion(self, request: AnyRequest, deletion_id: FromPath[str]) -> DeletionView:
+        res = resources_of(request)
+        view = await retry_deletion(res.db, deletion_id, res.now())
+        res.deletion_wakeup.set()
         return view

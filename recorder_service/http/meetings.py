@@ -1,15 +1,18 @@
 """/v1/meetings/{meeting_id}/...: the meeting resource, for its two audiences. Anonymous
-browsers start recordings and follow the playback redirect (rate-limited per client);
-Reflector's backend registers meetings and reads their recordings (bearer key)."""
+browsers start recordings and follow the playback redirect (rate-limited per client, and
+with a playback token unless RECORDER_PLAYBACK_AUTH=open); Reflector's backend registers
+meetings, reads, links and deletes their recordings (bearer key)."""
 
 from __future__ import annotations
 
-from typing import Annotated
+import urllib.parse
+from typing import Annotated, Literal
 
-from litestar import Controller, HttpMethod, Response, get, post, put, route
+from litestar import Controller, HttpMethod, Response, delete, get, post, put, route
 from litestar.params import JSONBody, QueryParameter
 from litestar.response import Redirect
 
+from recorder_service.core.deletions import DeletionReason
 from recorder_service.core.models import Meeting
 from recorder_service.errors import InvalidInput
 from recorder_service.http.bodies import json_body
@@ -24,15 +27,18 @@ from recorder_service.http.guards import (
 from recorder_service.http.schemas import (
     AvailabilityOut,
     AvailabilityResponse,
+    CloudRecordingLinkOut,
     MeetingIdPath,
     MeetingPut,
     MeetingRecordings,
+    RecordingsDeleted,
     StartRequest,
     StartResponse,
     as_utc,
     meeting_recordings,
 )
 from recorder_service.resources import Resources
+from recorder_service.services.deletions import delete_recordings
 from recorder_service.services.ingest import apply_pending
 from recorder_service.services.meetings import (
     MAX_AVAILABILITY_IDS,
@@ -40,7 +46,7 @@ from recorder_service.services.meetings import (
     meeting_with_recordings,
     register_meeting,
 )
-from recorder_service.services.playback import playback_url
+from recorder_service.services.playback import check_playback_token, cloud_recording_link, playback_url
 from recorder_service.services.starts import start_recording
 
 
@@ -67,6 +73,11 @@ class StartController(Controller):
         )
 
 
+RecordingSelector = Annotated[
+    str | None, QueryParameter(description="our recording id or Daily's recording id")
+]
+
+
 class PlaybackController(Controller):
     path = "/v1/meetings/{meeting_id:str}/cloud-recording"
     guards = [valid_meeting_id, rate_limit]
@@ -82,11 +93,18 @@ class PlaybackController(Controller):
         self,
         request: AnyRequest,
         meeting_id: MeetingIdPath,
-        recording_id: Annotated[
-            str | None, QueryParameter(description="our recording id or Daily's recording id")
+        recording_id: RecordingSelector = None,
+        token: Annotated[
+            str | None,
+            QueryParameter(
+                description="playback token `<exp>.<sig>` minted by Reflector (contract §4); "
+                "required unless RECORDER_PLAYBACK_AUTH=open"
+            ),
         ] = None,
     ) -> Redirect:
         res = resources_of(request)
+        # Before any lookup: a refusal says nothing about what exists.
+        check_playback_token(res.playback_checker, meeting_id, token, res.now().timestamp())
         link = await playback_url(
             res.db, res.storage, meeting_id, recording_id, ttl_s=res.settings.presign_ttl_seconds
         )
@@ -119,6 +137,7 @@ class MeetingsController(Controller):
             recording_type=data.recording_type,
             start_date=as_utc(data.start_date),
             end_date=as_utc(data.end_date) if data.end_date else None,
+            store_video=data.store_video,
         )
         created = await register_meeting(res.db, meeting)
         # Events that arrived before the meeting was registered can be applied now.
@@ -147,3 +166,62 @@ class MeetingsController(Controller):
                 for mid, a in found.items()
             }
         )
+
+    @get(
+        "/meetings/{meeting_id:str}/cloud-recording/link",
+        summary="A presigned URL and a tokened playback URL of the latest (or chosen) ready cloud recording",
+    )
+    async def cloud_recording_link(
+        self, request: AnyRequest, meeting_id: MeetingIdPath, recording_id: RecordingSelector = None
+    ) -> CloudRecordingLinkOut:
+        res = resources_of(request)
+        link = await cloud_recording_link(
+            res.db,
+            res.storage,
+            res.playback_tokens,
+            meeting_id,
+            recording_id,
+            presign_ttl_s=res.settings.presign_ttl_seconds,
+            now=res.now(),
+        )
+        # Pinned to the recording this answer describes (url, duration, content type).
+        query = {"recording_id": link.recording_id} | ({"token": link.token} if link.token else {})
+        base = (res.settings.public_base_url or str(request.base_url)).rstrip("/")
+        path = f"/v1/meetings/{urllib.parse.quote(meeting_id, safe=':')}/cloud-recording"
+        return CloudRecordingLinkOut(
+            url=link.url,
+            playback_url=f"{base}{path}?{urllib.parse.urlencode(query)}",
+            expires_at=link.expires_at,
+            duration=link.duration,
+            content_type="audio/mp4" if link.content_type == "audio/mp4" else "video/mp4",
+        )
+
+    @delete(
+        "/meetings/{meeting_id:str}/recordings",
+        status_code=202,
+        summary="Delete recordings: marked deleted at once, their S3 objects removed in the background",
+    )
+    async def delete_recordings(
+        self,
+        request: AnyRequest,
+        meeting_id: MeetingIdPath,
+        rec_type: Annotated[
+            Literal["cloud", "raw-tracks"] | None,
+            QueryParameter(
+                name="type", description="only recordings of this type (cloud includes audio-only)"
+            ),
+        ] = None,
+        recording_id: RecordingSelector = None,
+    ) -> RecordingsDeleted:
+        res = resources_of(request)
+        deleted = await delete_recordings(
+            res.db,
+            meeting_id,
+            rec_type=rec_type,
+            selector=recording_id,
+            reason=DeletionReason.REQUEST,
+            now=res.now(),
+            telemetry=res.telemetry,
+        )
+        res.deletion_wakeup.set()
+        return RecordingsDeleted(deleted)

@@ -40,6 +40,8 @@ class MeetingPut(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     recording_type: Literal["none", "local", "cloud"]
     start_date: datetime
     end_date: datetime | None = None
+    # False: no cloud recording is started or kept, and raw tracks keep only their audio.
+    store_video: bool = True
 
 
 class TrackOut(msgspec.Struct, frozen=True):
@@ -68,6 +70,7 @@ class MeetingRecordings(msgspec.Struct, frozen=True):
     recording_type: str
     start_date: datetime
     end_date: datetime | None
+    store_video: bool
     cloud_recording_available: bool
     cloud_recording_duration: int | None
     recordings: list[RecordingOut]
@@ -80,6 +83,22 @@ class AvailabilityOut(msgspec.Struct, frozen=True):
 
 class AvailabilityResponse(msgspec.Struct, frozen=True):
     meetings: dict[str, AvailabilityOut]
+
+
+class CloudRecordingLinkOut(msgspec.Struct, frozen=True):
+    # Presigned S3 GET URL of the recording, like the playback redirect's Location.
+    url: str
+    # This service's playback path for the same recording, with a fresh playback token.
+    playback_url: str
+    # Both URLs work until then (RECORDER_PRESIGN_TTL_SECONDS, at most 24 h).
+    expires_at: datetime
+    duration: int | None
+    content_type: Literal["video/mp4", "audio/mp4"]
+
+
+class RecordingsDeleted(msgspec.Struct, frozen=True):
+    # Every recording the request matched, those deleted earlier included (idempotent).
+    deleted: list[str]
 
 
 class Health(msgspec.Struct, frozen=True):
@@ -117,6 +136,7 @@ def meeting_recordings(
         recording_type=meeting.recording_type,
         start_date=meeting.start_date,
         end_date=meeting.end_date,
+        store_video=meeting.store_video,
         cloud_recording_available=availability.cloud_recording_available,
         cloud_recording_duration=availability.cloud_recording_duration,
         recordings=[recording_out(r) for r in recordings],

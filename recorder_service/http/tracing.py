@@ -2,8 +2,8 @@
 instrumentation.
 
 `POST /v1/daily/webhook` is the service's hottest path. There the generic OpenTelemetry ASGI
-middleware cost about 0.4 ms of CPU per request, measured: as much as verifying and storing the
-webhook together (docs/performance.md). This middleware records what an operator uses: one
+middleware costs as much CPU as verifying and storing the webhook together (docs/performance.md).
+This middleware records only what an operator uses: one
 SERVER span named after the route that continues the sender's `traceparent` (it carries
 `webhook.signature_valid`; the store and apply spans nest under it), and
 `recorder.webhook.request.duration` by status code."""

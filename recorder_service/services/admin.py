@@ -1,4 +1,4 @@
-"""Operator views: stored Daily events and callbacks to Reflector."""
+"""Operator views: stored Daily events, callbacks to Reflector, and deletion jobs."""
 
 from __future__ import annotations
 
@@ -12,9 +12,10 @@ from typing import Annotated, Literal, TypeVar
 import msgspec
 
 from recorder_service.adapters.db.unit_of_work import Database
+from recorder_service.core.deletions import DeletionView
 from recorder_service.core.models import CallbackView, StoredEvent
-from recorder_service.core.statuses import CallbackState, InboxState
-from recorder_service.errors import CallbackNotFound, InvalidInput
+from recorder_service.core.statuses import CallbackState, DeletionState, InboxState
+from recorder_service.errors import CallbackNotFound, DeletionNotFound, InvalidInput
 
 
 class EventList(msgspec.Struct, frozen=True):
@@ -29,7 +30,13 @@ class CallbackList(msgspec.Struct, frozen=True):
     next_cursor: str | None
 
 
-CursorKind = Literal["events", "callbacks"]
+class DeletionList(msgspec.Struct, frozen=True):
+    deletions: list[DeletionView]
+    # Set when older jobs remain: pass it back as `cursor` (with the same state) for the next page.
+    next_cursor: str | None
+
+
+CursorKind = Literal["events", "callbacks", "deletions"]
 RowT = TypeVar("RowT")
 
 
@@ -68,7 +75,7 @@ def decode_cursor(kind: CursorKind, cursor: str) -> tuple[datetime, str]:
     return ts, decoded.id
 
 
-StateT = TypeVar("StateT", InboxState, CallbackState)
+StateT = TypeVar("StateT", InboxState, CallbackState, DeletionState)
 
 
 def _state(state: str | None, states: type[StateT]) -> StateT | None:
@@ -117,4 +124,25 @@ async def retry_callback(db: Database, callback_id: str, now: datetime) -> Callb
         view = await uow.callbacks.retry_now(callback_id, now)
         if view is None:
             raise CallbackNotFound(f"callback {callback_id} not found")
+        return view
+
+
+async def list_deletions(
+    db: Database, *, state: str | None, limit: int, cursor: str | None = None
+) -> DeletionList:
+    """Newest first by (created_at, id); next_cursor is set when older jobs remain."""
+    wanted = _state(state, DeletionState)
+    before = decode_cursor("deletions", cursor) if cursor is not None else None
+    async with db.transaction() as uow:
+        rows = await uow.deletions.list(state=wanted, limit=limit + 1, before=before)
+    page, next_cursor = _page(rows, limit, "deletions", lambda r: (r.created_at, r.id))
+    return DeletionList(list(page), next_cursor)
+
+
+async def retry_deletion(db: Database, deletion_id: str, now: datetime) -> DeletionView:
+    """Makes a pending job due now (S3 is back and the backoff is long); others are left alone."""
+    async with db.transaction() as uow:
+        view = await uow.deletions.retry_now(deletion_id, now)
+        if view is None:
+            raise DeletionNotFound(f"deletion {deletion_id} not found")
         return view

@@ -23,6 +23,12 @@ from recorder_service.core.callbacks import (
     new_message_id,
     raw_tracks_ready_data,
 )
+from recorder_service.core.deletions import (
+    DeletionReason,
+    DeletionScope,
+    recording_object_keys,
+    split_video_tracks,
+)
 from recorder_service.core.models import (
     Meeting,
     OutgoingCallback,
@@ -33,6 +39,7 @@ from recorder_service.core.models import (
     type_of_instance,
 )
 from recorder_service.core.statuses import InboxState, RecordingStatus
+from recorder_service.services.deletions import queue_deletion
 from recorder_service.services.matching import meeting_for_instance, meeting_for_room
 from recorder_service.telemetry import current_traceparent
 
@@ -46,6 +53,7 @@ class Effect(msgspec.Struct, frozen=True):
     recording_id: str | None = None
     detail: str | None = None
     callback_enqueued: bool = False
+    deletion_queued: bool = False
 
 
 def _ts(seconds: float) -> datetime:
@@ -66,17 +74,28 @@ async def _open_session(
     if active is not None and active.daily_recording_id is None:
         if await uow.recordings.name_session(
             active.id,
+            expected=active.status,
             status=RecordingStatus.RECORDING,
             daily_recording_id=daily_id,
             start_ts=start_ts,
             started_at=active.started_at or _ts(start_ts),
         ):
             return active.id
-        # A concurrent event named our claim first: this is another session, as below.
+        # A concurrent event named our claim first (or it was deleted): another session, as below.
         active = await uow.recordings.find_active(meeting.id, rec_type)
+    if active is None:
+        # Deleted while Daily recorded it, before we learned its Daily id: it stays deleted.
+        for deleted in await uow.recordings.deleted_unnamed(meeting.id, rec_type):
+            if deleted.started_at is not None and await uow.recordings.name_session(
+                deleted.id,
+                expected=RecordingStatus.DELETED,
+                daily_recording_id=daily_id,
+                start_ts=start_ts,
+            ):
+                return deleted.id
     if active is not None:
         # Daily runs one session per instanceId: a new one means the old one has ended.
-        await uow.recordings.set_fields(active.id, status=RecordingStatus.FINISHING)
+        await uow.recordings.set_fields_unless_deleted(active.id, status=RecordingStatus.FINISHING)
     row = await uow.recordings.insert(
         Recording(
             id=new_recording_id(),
@@ -97,7 +116,7 @@ async def apply_started(uow: UnitOfWork, p: RecordingStartedPayload, now: dateti
     known = await uow.recordings.get_by_daily_id(p.recording_id)
     if known is not None:
         if known.status == RecordingStatus.STARTING:
-            await uow.recordings.set_fields(known.id, status=RecordingStatus.RECORDING)
+            await uow.recordings.set_fields_unless_deleted(known.id, status=RecordingStatus.RECORDING)
         return Effect(InboxState.APPLIED, known.meeting_id, known.id, "already known")
     resolved: tuple[Meeting, RecordingType] | None = None
     if p.instance_id:
@@ -121,8 +140,14 @@ async def apply_started(uow: UnitOfWork, p: RecordingStartedPayload, now: dateti
 async def _sessions_for_ready(uow: UnitOfWork, meeting: Meeting, ready: RecordingReady) -> list[Recording]:
     """Unfinished sessions of this meeting and type that Daily has not named yet, the one
     started closest to the recording's start first."""
-    # Not "starting": a claim whose start Daily has not even accepted cannot be finished.
-    candidates = await uow.recordings.unnamed_sessions(meeting.id, ready.recording_type)
+    # Not "starting": a claim whose start Daily has not even accepted cannot be finished. Deleted
+    # sessions Daily had accepted are candidates too: this event brings the keys to delete.
+    candidates = list(await uow.recordings.unnamed_sessions(meeting.id, ready.recording_type))
+    candidates += [
+        r
+        for r in await uow.recordings.deleted_unnamed(meeting.id, ready.recording_type)
+        if r.started_at is not None
+    ]
     return sorted(
         candidates, key=lambda r: abs((r.started_at or _ts(ready.start_ts)).timestamp() - ready.start_ts)
     )
@@ -135,6 +160,8 @@ async def apply_ready(
     known = await uow.recordings.get_by_daily_id(ready.daily_recording_id)
     if known is not None and known.status == RecordingStatus.READY:
         return Effect(InboxState.APPLIED, known.meeting_id, known.id, "already ready")
+    if known is not None and known.status == RecordingStatus.DELETED and known.ready_at is not None:
+        return Effect(InboxState.APPLIED, known.meeting_id, known.id, "already deleted")
     if known is not None and known.type != ready.recording_type:
         # The REST API carries no type (it is inferred from tracks); our start knew it.
         ready = msgspec.structs.replace(ready, recording_type=known.type)
@@ -145,13 +172,20 @@ async def apply_ready(
     )
     if meeting is None:
         return Effect(InboxState.ORPHAN, detail="no registered meeting matches this recording yet")
+    # A meeting without video keeps no cloud recording, and only the audio of raw tracks.
+    video_off = not meeting.store_video
+    kept_tracks = ready.tracks
+    video_keys: tuple[str, ...] = ()
+    if video_off and ready.recording_type == "raw-tracks":
+        kept_tracks, video_keys = split_video_tracks(ready.tracks)
+    cloud_dropped = video_off and ready.recording_type == "cloud"
     fields: dict[str, object] = {
-        "status": RecordingStatus.READY,
+        "status": RecordingStatus.DELETED if cloud_dropped else RecordingStatus.READY,
         "daily_recording_id": ready.daily_recording_id,
         "room_name": ready.room_name,
         "s3_key": ready.s3_key,
         "duration": ready.duration,
-        "tracks": ready.tracks,
+        "tracks": kept_tracks,
         "start_ts": ready.start_ts,
         "ready_at": now,
         "audio_only": ready.audio_only,
@@ -160,21 +194,84 @@ async def apply_ready(
         else None,
     }
     if known is not None:
-        await uow.recordings.set_fields(known.id, **fields)
         recording_id = known.id
+        # Conditional: a deletion committed since we read the row wins over this event.
+        deleted_before = known.status == RecordingStatus.DELETED or not (
+            await uow.recordings.set_fields_unless_deleted(known.id, **fields)
+        )
     else:
-        recording_id = await _finish_session(uow, meeting, ready, fields)
-    enqueued = await _enqueue_ready_callback(uow, meeting, ready, recording_id, bucket=bucket, now=now)
-    return Effect(InboxState.APPLIED, meeting.id, recording_id, callback_enqueued=enqueued)
+        recording_id, deleted_before = await _finish_session(uow, meeting, ready, fields)
+    if deleted_before:
+        return await _finish_deleted(uow, meeting, ready, recording_id, fields, now)
+    recording = await uow.recordings.get(recording_id)
+    assert recording is not None  # written just now, in this transaction
+    if cloud_dropped:
+        await queue_deletion(
+            uow, recording, DeletionScope.RECORDING, DeletionReason.STORE_VIDEO_OFF, _keys(ready), now
+        )
+        return Effect(
+            InboxState.APPLIED,
+            meeting.id,
+            recording_id,
+            "video is off for this meeting: the cloud recording is deleted",
+            deletion_queued=True,
+        )
+    if video_keys:
+        await queue_deletion(
+            uow, recording, DeletionScope.VIDEO, DeletionReason.STORE_VIDEO_OFF, video_keys, now
+        )
+    # The callback lists only what remains in the bucket.
+    announced = msgspec.structs.replace(ready, tracks=kept_tracks)
+    enqueued = await _enqueue_ready_callback(uow, meeting, announced, recording_id, bucket=bucket, now=now)
+    return Effect(
+        InboxState.APPLIED,
+        meeting.id,
+        recording_id,
+        callback_enqueued=enqueued,
+        deletion_queued=bool(video_keys),
+    )
+
+
+def _keys(ready: RecordingReady) -> tuple[str, ...]:
+    return recording_object_keys(ready.recording_type, ready.s3_key, ready.tracks)
+
+
+async def _finish_deleted(
+    uow: UnitOfWork,
+    meeting: Meeting,
+    ready: RecordingReady,
+    recording_id: str,
+    fields: dict[str, object],
+    now: datetime,
+) -> Effect:
+    """The recording was deleted before Daily finished it: it stays deleted (never available),
+    learns what Daily wrote, and every object of it (video included) is deleted now."""
+    await uow.recordings.set_fields(recording_id, **(fields | {"status": RecordingStatus.DELETED}))
+    if not await uow.deletions.reopen(recording_id, _keys(ready), now):
+        recording = await uow.recordings.get(recording_id)
+        assert recording is not None
+        await queue_deletion(
+            uow, recording, DeletionScope.RECORDING, DeletionReason.REQUEST, _keys(ready), now
+        )
+    return Effect(
+        InboxState.APPLIED,
+        meeting.id,
+        recording_id,
+        "deleted before it was ready: its objects are deleted",
+        deletion_queued=True,
+    )
 
 
 async def _finish_session(
     uow: UnitOfWork, meeting: Meeting, ready: RecordingReady, fields: dict[str, object]
-) -> str:
-    """Names the waiting session this recording belongs to, or records a new one."""
+) -> tuple[str, bool]:
+    """Names the waiting session this recording belongs to, or records a new one. Returns the
+    recording's id and whether it had been deleted (it stays deleted)."""
     for session in await _sessions_for_ready(uow, meeting, ready):
-        if await uow.recordings.name_session(session.id, **fields):
-            return session.id
+        deleted = session.status == RecordingStatus.DELETED
+        session_fields = fields | {"status": RecordingStatus.DELETED} if deleted else fields
+        if await uow.recordings.name_session(session.id, expected=session.status, **session_fields):
+            return session.id, deleted
     # Started outside this service (e.g. the browser's cloud start): recognised anyway. No
     # savepoint: a ready row cannot collide with a running session, and a concurrent apply of
     # the same Daily recording (unique id) fails this transaction, so the sweep retries it.
@@ -185,7 +282,7 @@ async def _finish_session(
         started_at=_ts(ready.start_ts),
         **fields,  # type: ignore[arg-type]
     )
-    return (await uow.recordings.insert(row, savepoint=False)).id
+    return (await uow.recordings.insert(row, savepoint=False)).id, False
 
 
 async def _enqueue_ready_callback(
@@ -221,9 +318,18 @@ async def apply_error(uow: UnitOfWork, p: RecordingErrorPayload, now: datetime) 
     message = (p.error_msg or "recording error")[:2000]
     if p.instance_id:
         for rec in await uow.recordings.find_by_instance(p.instance_id):
+            if rec.status == RecordingStatus.DELETED and rec.ready_at is None:
+                # Deleted while recording, and Daily will not finish it: nothing more will come
+                # to delete, so its waiting job completes (and Reflector is told).
+                await uow.recordings.set_fields(rec.id, error=message)
+                await uow.deletions.reopen(rec.id, (), now)
+                return Effect(InboxState.APPLIED, rec.meeting_id, rec.id, deletion_queued=True)
             if rec.status in ERRORABLE:
-                await uow.recordings.set_fields(rec.id, status=RecordingStatus.FAILED, error=message)
-                return Effect(InboxState.APPLIED, rec.meeting_id, rec.id)
+                failed = await uow.recordings.set_fields_unless_deleted(
+                    rec.id, status=RecordingStatus.FAILED, error=message
+                )
+                detail = None if failed else "deleted meanwhile: stays deleted"
+                return Effect(InboxState.APPLIED, rec.meeting_id, rec.id, detail)
     meeting: Meeting | None = None
     rec_type: RecordingType | None = None
     if p.instance_id:
@@ -239,7 +345,9 @@ async def apply_error(uow: UnitOfWork, p: RecordingErrorPayload, now: datetime) 
     rec_type = rec_type or "cloud"
     active = await uow.recordings.find_active(meeting.id, rec_type)
     if active is not None:
-        await uow.recordings.set_fields(active.id, status=RecordingStatus.FAILED, error=message)
+        await uow.recordings.set_fields_unless_deleted(
+            active.id, status=RecordingStatus.FAILED, error=message
+        )
         return Effect(InboxState.APPLIED, meeting.id, active.id)
     row = await uow.recordings.insert(
         Recording(
@@ -266,5 +374,5 @@ async def apply_meeting_ended(uow: UnitOfWork, p: MeetingPayload) -> Effect:
         if rec.status == RecordingStatus.RECORDING and (
             ended_at is None or started is None or started <= ended_at
         ):
-            await uow.recordings.set_fields(rec.id, status=RecordingStatus.FINISHING)
+            await uow.recordings.set_fields_unless_deleted(rec.id, status=RecordingStatus.FINISHING)
     return Effect(InboxState.APPLIED, meeting.id)

@@ -27,8 +27,9 @@ from recorder_service.adapters.daily.events import (
 from recorder_service.adapters.db.inbox import InboxRecord
 from recorder_service.adapters.db.inbox_writer import InboxWriter
 from recorder_service.adapters.db.unit_of_work import Database, UnitOfWork
+from recorder_service.core.callbacks import encode_daily_event, new_message_id, relay_subject_id
 from recorder_service.core.daily_signature import DailyWebhookVerifier
-from recorder_service.core.models import RecordingReady
+from recorder_service.core.models import OutgoingCallback, RecordingReady
 from recorder_service.core.ports import ApplyScheduler
 from recorder_service.core.statuses import APPLICABLE_STATES, InboxState, RecordingStatus
 from recorder_service.errors import EventParseError, InvalidSignature, WebhooksNotConfigured
@@ -49,9 +50,13 @@ from recorder_service.telemetry import (
 
 log = logging.getLogger(__name__)
 
+# A recording in one of these with a ready_at has had its ready event: nothing to feed.
+_SETTLED = (RecordingStatus.READY, RecordingStatus.DELETED)
+
 # Recordings found by listing Daily's recordings are stored as this kind of inbox row, so a
 # recording seen by both a webhook and the reconciler goes through one path, with one effect.
 RECONCILER_SOURCE = "reconciler"
+DAILY_EVENT = "daily.event"
 
 # Events whose effects we apply; the others are stored and marked "ignored".
 _ACTIONABLE = (RecordingStartedEvent, RecordingReadyEvent, RecordingErrorEvent, MeetingEndedEvent)
@@ -73,6 +78,11 @@ class IngestDeps:
     writer: InboxWriter
     apply_queue: ApplyScheduler
     telemetry: Telemetry = field(default_factory=disabled_telemetry)
+    # Set when an apply queued a deletion job (a meeting without video, a deleted recording
+    # finishing), so the deletion loop runs it without waiting a poll tick.
+    wake_deletions: Callable[[], None] = lambda: None
+    # RECORDER_FORWARD_DAILY_EVENTS: Daily event types relayed to Reflector as daily.event callbacks.
+    relayed_event_types: frozenset[str] = frozenset()
 
 
 class _Head(msgspec.Struct):
@@ -102,7 +112,12 @@ def _storable_text(value: str | None, limit: int) -> str | None:
 
 
 def inbox_row_for(
-    body: bytes, *, now: datetime, source: str = "webhook", traceparent: str | None = None
+    body: bytes,
+    *,
+    now: datetime,
+    source: str = "webhook",
+    traceparent: str | None = None,
+    relayed: frozenset[str] = frozenset(),
 ) -> InboxRecord:
     """The row to store for a signed body, with a state saying what we could make of it."""
     try:
@@ -124,7 +139,8 @@ def inbox_row_for(
             received_at=now,
             traceparent=traceparent,
         )
-    actionable = isinstance(event, _ACTIONABLE)
+    # Relayed types are applied too: the apply queues their daily.event callback.
+    actionable = isinstance(event, _ACTIONABLE) or event.event_type in relayed
     return InboxRecord(
         id=_storable_id(event.id),
         event_type=_storable_text(event.event_type, _MAX_TYPE),
@@ -188,7 +204,12 @@ async def _receive(
         raise InvalidSignature("invalid or missing webhook signature")
     # The active span's context (it continues the sender's traceparent when there is one):
     # work resumed later from the stored row joins this trace.
-    row = inbox_row_for(body, now=deps.now(), traceparent=current_traceparent() or traceparent)
+    row = inbox_row_for(
+        body,
+        now=deps.now(),
+        traceparent=current_traceparent() or traceparent,
+        relayed=deps.relayed_event_types,
+    )
     attributes = {"daily.event_id": row.id, "daily.event_type": row.event_type or "unknown"}
     with tracer.start_as_current_span("webhook.store", attributes=attributes) as span:
         try:
@@ -235,6 +256,8 @@ async def apply_event(deps: IngestDeps, event_id: str) -> InboxState | None:
             attributes={"daily.event_id": row.id, "daily.event_type": row.event_type or "unknown"},
         ) as span:
             effect = await _effect_of(uow, deps, row.body, row.source)
+            if row.event_type in deps.relayed_event_types and row.source != RECONCILER_SOURCE:
+                effect = await _relay(uow, deps, row.id, row.body, effect)
             await uow.inbox.finish(
                 row.id,
                 effect.state,
@@ -245,6 +268,8 @@ async def apply_event(deps: IngestDeps, event_id: str) -> InboxState | None:
             span.set_attribute("webhook.outcome", effect.state)
     if effect.callback_enqueued:
         deps.wake_outbox()
+    if effect.deletion_queued:
+        deps.wake_deletions()
     return effect.state
 
 
@@ -267,11 +292,31 @@ async def _effect_of(uow: UnitOfWork, deps: IngestDeps, body: bytes, source: str
             return Effect(InboxState.IGNORED, detail="event type not acted upon")
 
 
+async def _relay(uow: UnitOfWork, deps: IngestDeps, event_id: str, body: bytes, effect: Effect) -> Effect:
+    """Queues the event's daily.event callback in the apply's transaction (once per event id)."""
+    now = deps.now()
+    queued = await uow.callbacks.enqueue(
+        OutgoingCallback(
+            id=new_message_id(),
+            event_type=DAILY_EVENT,
+            meeting_id=effect.meeting_id or "",
+            recording_id=relay_subject_id(event_id),
+            body=encode_daily_event(body, now),
+            created_at=now,
+            traceparent=current_traceparent(),
+        )
+    )
+    if effect.state is InboxState.IGNORED:
+        # Nothing else to do with it: relaying was its whole effect.
+        effect = msgspec.structs.replace(effect, state=InboxState.APPLIED, detail="relayed")
+    return msgspec.structs.replace(effect, callback_enqueued=effect.callback_enqueued or queued)
+
+
 async def ingest_found_recording(deps: IngestDeps, ready: RecordingReady) -> str:
     """Feeds a recording found through Daily's REST API into the same path as webhooks."""
     async with deps.db.transaction() as uow:
         known = await uow.recordings.get_by_daily_id(ready.daily_recording_id)
-        if known is not None and known.status == RecordingStatus.READY:
+        if known is not None and known.ready_at is not None and known.status in _SETTLED:
             return "known"
         row = InboxRecord(
             id=f"daily-recording:{ready.daily_recording_id}",

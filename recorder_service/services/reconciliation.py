@@ -104,7 +104,7 @@ async def clean_up_stuck(
         found = decode_recording(await daily.get_recording_raw(rec.daily_recording_id))
         if found.status == "canceled":
             async with deps.db.transaction() as uow:
-                await uow.recordings.set_fields(
+                await uow.recordings.set_fields_unless_deleted(
                     rec.id, status=RecordingStatus.FAILED, error="Daily canceled the recording"
                 )
             resolved += 1

@@ -40,6 +40,7 @@ from recorder_service.errors import (
     RecordingAlreadyActive,
     RoomNotHosting,
     StartBudgetExhausted,
+    VideoOff,
 )
 from recorder_service.services.start_calls import NOT_HOSTING_DETAIL, not_hosting_retry_after, start_at_daily
 from recorder_service.telemetry import Telemetry, disabled_telemetry
@@ -115,6 +116,12 @@ def check_recordable(meeting: Meeting | None, meeting_id: str, now: datetime) ->
     return meeting
 
 
+def check_video_allowed(meeting: Meeting, rec_type: RecordingType) -> None:
+    """store_video: false means no cloud recording at all (contract §4)."""
+    if rec_type == "cloud" and not meeting.store_video:
+        raise VideoOff(f"video is off for this meeting ({meeting.id} was registered with store_video: false)")
+
+
 async def start_recording(deps: StartDeps, meeting_id: str, rec_type: RecordingType) -> StartOutcome:
     telemetry = deps.telemetry
     attributes = {"recorder.meeting_id": meeting_id, "recorder.recording_type": rec_type}
@@ -175,6 +182,7 @@ async def _start_or_wait(deps: StartDeps, meeting_id: str, rec_type: RecordingTy
     tracer = deps.telemetry.tracer
     async with deps.db.transaction() as uow:
         meeting = check_recordable(await uow.meetings.get(meeting_id), meeting_id, deps.now())
+    check_video_allowed(meeting, rec_type)
     instance_id = instance_id_for(meeting_id, rec_type)
     arrived_at = time.time()
     async with contextlib.AsyncExitStack() as held:

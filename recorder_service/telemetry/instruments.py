@@ -60,6 +60,8 @@ class PendingCallbacks:
 class Instruments:
     def __init__(self, meter: Meter) -> None:
         self.pending = PendingCallbacks()
+        # The same kind of cached backlog, for the deletion jobs (count = objects, not jobs).
+        self.pending_deletions = PendingCallbacks()
         self._starts = meter.create_counter(
             "recorder.starts", description="Join-time start requests by recording type and outcome"
         )
@@ -114,6 +116,35 @@ class Instruments:
             callbacks=[self._observe_oldest_age],
             description="Age of the oldest callback waiting for delivery",
         )
+
+        self._deletions = meter.create_counter(
+            "recorder.deletions",
+            description="Deletion jobs by reason and outcome (requested, completed, retried)",
+        )
+        meter.create_observable_gauge(
+            "recorder.deletions.pending_objects",
+            callbacks=[self._observe_pending_deletions],
+            description="S3 objects waiting to be deleted (the whole backlog, not this replica's share)",
+        )
+        meter.create_observable_gauge(
+            "recorder.deletions.oldest_pending_age",
+            unit="s",
+            callbacks=[self._observe_oldest_deletion_age],
+            description="Age of the oldest deletion job whose objects are not all gone yet",
+        )
+
+    def count_deletion(self, reason: str, outcome: str) -> None:
+        self._deletions.add(1, {"reason": reason, "outcome": outcome})
+
+    def _observe_pending_deletions(self, _options: CallbackOptions) -> Iterable[Observation]:
+        if self.pending_deletions.count is None:
+            return []
+        return [Observation(self.pending_deletions.count)]
+
+    def _observe_oldest_deletion_age(self, _options: CallbackOptions) -> Iterable[Observation]:
+        if self.pending_deletions.count is None:
+            return []
+        return [Observation(self.pending_deletions.oldest_age_s())]
 
     def count_start(self, rec_type: str, outcome: str) -> None:
         self._starts.add(1, {"type": rec_type, "outcome": outcome})

@@ -94,9 +94,9 @@ def build_telemetry(
 
 def _exemplar_filter(env: Mapping[str, str], readers: Sequence[MetricReader]) -> ExemplarFilter | None:
     """Exemplars (trace ids on metric points) only when a pushed exporter can carry them:
-    `/metrics` (Prometheus text) drops them, and offering each measurement to the reservoir cost
-    ~8 µs per webhook (its counter and histogram: 20.7 → 13.1 µs, measured). With
-    OTEL_METRICS_EXEMPLAR_FILTER set, or another reader, the SDK decides (None)."""
+    `/metrics` (Prometheus text) drops them, yet offering each measurement to the reservoir costs
+    CPU on every webhook (docs/performance.md). With OTEL_METRICS_EXEMPLAR_FILTER set, or another
+    reader, the SDK decides (None)."""
     if env.get("OTEL_METRICS_EXEMPLAR_FILTER") or len(readers) > 1:
         return None
     return AlwaysOffExemplarFilter()

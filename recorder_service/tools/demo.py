@@ -25,7 +25,14 @@ from litestar import Litestar, Request, post
 from recorder_service.adapters.daily.client import DailyClient
 from recorder_service.adapters.db.migrate import upgrade_async
 from recorder_service.app import create_app
-from recorder_service.client import CallbackEvent, InvalidCallbackSignature, RecorderClient, verify_callback
+from recorder_service.client import (
+    CallbackEvent,
+    DailyEventCallback,
+    InvalidCallbackSignature,
+    RecorderClient,
+    RecordingDeletedEvent,
+    verify_callback,
+)
 from recorder_service.settings import load_settings
 from recorder_service.tools.asgi_server import serve_in_task
 from recorder_service.tools.simulator import SimulatorConfig, create_simulator_app
@@ -71,7 +78,7 @@ class CallbackInbox:
 
     def __init__(self, secret: str) -> None:
         self.secret = secret
-        self.events: list[CallbackEvent] = []
+        self.events: list[CallbackEvent | RecordingDeletedEvent | DailyEventCallback] = []
         self.arrived = asyncio.Event()
 
     def app(self) -> Litestar:
@@ -114,11 +121,20 @@ async def _create_bucket(endpoint: str) -> None:
         await s3.create_bucket(Bucket=BUCKET)
 
 
+async def _bucket_keys(endpoint: str) -> list[str]:
+    import aioboto3
+
+    async with aioboto3.Session().client("s3", endpoint_url=endpoint, region_name="us-east-1") as s3:
+        listed = await s3.list_objects_v2(Bucket=BUCKET)
+    return [item["Key"] for item in listed.get("Contents", []) if "Key" in item]
+
+
 @contextlib.asynccontextmanager
 async def _stack(workdir: Path, timeline: Timeline) -> AsyncIterator[dict[str, Any]]:
     webhook_secret = base64.b64encode(secrets.token_bytes(32)).decode()
     callback_secret = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
     internal_key = secrets.token_urlsafe(24)
+    playback_secret = secrets.token_urlsafe(32)
     inbox = CallbackInbox(callback_secret)
     with s3_server() as s3_endpoint:
         await _create_bucket(s3_endpoint)
@@ -142,8 +158,9 @@ async def _stack(workdir: Path, timeline: Timeline) -> AsyncIterator[dict[str, A
                     "RECORDER_CALLBACK_URL": f"{receiver_url}/callbacks",
                     "RECORDER_CALLBACK_SECRET": callback_secret,
                     "RECORDER_INTERNAL_API_KEY": internal_key,
-                    "RECORDER_CLOUD_START": "server",
+                    "RECORDER_PLAYBACK_SECRET": playback_secret,
                     "RECORDER_START_NOT_HOSTING_DELAY_SECONDS": "0.25",
+                    "RECORDER_DELETION_POLL_SECONDS": "0.5",
                 }
             )
             async with serve_in_task(create_app(settings)) as service_url:
@@ -156,6 +173,7 @@ async def _stack(workdir: Path, timeline: Timeline) -> AsyncIterator[dict[str, A
                     "sim": sim_url,
                     "inbox": inbox,
                     "key": internal_key,
+                    "playback_secret": playback_secret,
                     "webhook_secret": webhook_secret,
                     "s3": s3_endpoint,
                 }
@@ -173,14 +191,16 @@ def _quiet_logs() -> None:
 async def play(out: TextIO, *, keep_running: bool) -> int:
     _quiet_logs()
     timeline = Timeline(out)
-    print("recorder-service demo: one meeting, start to playback\n", file=out)
+    print("recorder-service demo: one meeting, start to playback and deletion\n", file=out)
     meeting_id = str(uuid.uuid4())
     with tempfile.TemporaryDirectory(prefix="recorder-demo-") as tmp:
         try:
             async with (
                 _stack(Path(tmp), timeline) as env,
                 httpx.AsyncClient(timeout=30) as http,
-                RecorderClient(env["service"], env["key"]) as reflector,
+                RecorderClient(
+                    env["service"], env["key"], playback_secret=env["playback_secret"]
+                ) as reflector,
             ):
                 await _scenario(timeline, env, http, reflector, meeting_id)
                 timeline.summary()
@@ -269,7 +289,14 @@ async def _scenario(
             if any(e.type == "recording.raw_tracks_ready" for e in inbox.events):
                 break
             await asyncio.sleep(0.05)
-        raw = next((e for e in inbox.events if e.type == "recording.raw_tracks_ready"), None)
+        raw = next(
+            (
+                e
+                for e in inbox.events
+                if isinstance(e, CallbackEvent) and e.type == "recording.raw_tracks_ready"
+            ),
+            None,
+        )
         if raw is None:
             raise DemoFailed("no recording.raw_tracks_ready callback arrived")
         return (
@@ -278,15 +305,42 @@ async def _scenario(
         )
 
     async def playback() -> str:
-        redirect = await http.get(f"{service}/v1/meetings/{meeting_id}/cloud-recording")
+        anonymous = await http.get(f"{service}/v1/meetings/{meeting_id}/cloud-recording")
+        if anonymous.status_code != 401:
+            raise DemoFailed(f"anonymous playback answered {anonymous.status_code}, not 401")
+        # What Reflector puts in the page's <video> after its own access check: a 5-minute token.
+        redirect = await http.get(reflector.playback_url(meeting_id, ttl_s=300))
         if redirect.status_code != 307:
             raise DemoFailed(f"playback answered {redirect.status_code}")
         media = await http.get(redirect.headers["location"])
         if media.status_code != 200 or not media.content:
             raise DemoFailed(f"S3 answered {media.status_code}")
+        link = await reflector.cloud_recording_link(meeting_id)
         return (
-            f"307 → presigned URL → {len(media.content)} bytes, "
-            f"{media.headers.get('content-type')}, {media.headers.get('content-disposition')}"
+            f"anonymous 401; with a playback token 307 → presigned URL → {len(media.content)} bytes, "
+            f"{media.headers.get('content-type')}, {media.headers.get('content-disposition')}; "
+            f"link endpoint: {link.content_type}, {link.duration} s, until {link.expires_at:%H:%M:%S}Z"
+        )
+
+    async def delete() -> str:
+        before = await _bucket_keys(env["s3"])
+        deleted = await reflector.delete_recordings(meeting_id)
+        gone = await http.get(reflector.playback_url(meeting_id, ttl_s=300))
+        if gone.status_code != 404:
+            raise DemoFailed(f"playback after deletion answered {gone.status_code}, not 404")
+        for _ in range(300):
+            announced = [e for e in inbox.events if isinstance(e, RecordingDeletedEvent)]
+            if len(announced) == len(deleted):
+                break
+            await asyncio.sleep(0.05)
+        else:
+            raise DemoFailed(f"{len(deleted)} recording.deleted callbacks expected, got {len(announced)}")
+        after = await _bucket_keys(env["s3"])
+        if after:
+            raise DemoFailed(f"objects left in the bucket: {after}")
+        return (
+            f"{len(deleted)} recordings deleted: playback 404 at once, {len(before)} objects removed "
+            f"from the bucket (listed: 0 left), {len(announced)} verified recording.deleted callbacks"
         )
 
     await t.step("create Daily webhook", webhook)
@@ -296,3 +350,4 @@ async def _scenario(
     await t.step("Daily webhooks arrive", ready)
     await t.step("raw-tracks callback to Reflector", callback)
     await t.step("play the cloud recording", playback)
+    await t.step("delete the meeting's recordings", delete)

@@ -15,6 +15,7 @@ Loop = Callable[[Resources, asyncio.Event], Awaitable[None]]
 
 
 def registered_loops() -> list[tuple[str, Loop]]:
+    from recorder_service.workers.deletions import run_deletions, run_retention
     from recorder_service.workers.inbox_pruning import run_inbox_pruning
     from recorder_service.workers.outbox import run_outbox
     from recorder_service.workers.reconciler import run_inbox_sweep, run_reconciler
@@ -23,6 +24,8 @@ def registered_loops() -> list[tuple[str, Loop]]:
         ("outbox", run_outbox),
         ("reconciler", run_reconciler),
         ("inbox-sweep", run_inbox_sweep),
+        ("deletions", run_deletions),
+        ("retention", run_retention),
         ("inbox-retention", run_inbox_pruning),
     ]
 

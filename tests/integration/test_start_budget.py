@@ -179,7 +179,7 @@ async def test_not_hosting_is_shared_by_every_caller_on_every_replica(
 async def test_the_budget_reports_grants_refusals_waiting_and_wait_time(
     db_url: str, daily_sim: DailySim
 ) -> None:
-    from tests.test_telemetry import traced_service
+    from tests.integration.test_telemetry import traced_service
 
     env = service_env(
         db_url,

@@ -21,7 +21,15 @@ PG_ADMIN_DSN = os.environ.get(
 )
 PG_HOST = os.environ.get("RECORDER_TEST_PG_HOST", "postgres@127.0.0.1:5432")
 REDIS_URL = os.environ.get("RECORDER_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-TABLES = ("callback_attempts", "callbacks", "inbox_events", "recordings", "meetings", "service_state")
+TABLES = (
+    "callback_attempts",
+    "callbacks",
+    "deletions",
+    "inbox_events",
+    "recordings",
+    "meetings",
+    "service_state",
+)
 
 
 def _drop_database(name: str) -> None:

@@ -7,6 +7,10 @@
   `await stop()` / `await start()`: stopped, the port refuses connections (not a 503), and
   `start()` reopens the same port, so an `endpoint_url` handed to the service stays valid.
   moto keeps its state in-process, so objects survive a restart.
+
+Like S3 (and like moto started with MOTO_DISABLE_GLOBAL_CORS=1), the server adds no CORS headers:
+moto's default `Access-Control-Allow-Origin: *` on every answer would let a browser test pass
+with a page that works only because of it.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from typing import TYPE_CHECKING
 import aioboto3
 import pytest
 from aiobotocore.config import AioConfig
+from moto.moto_server import werkzeug_app
 from moto.moto_server.werkzeug_app import (
     DomainDispatcherApplication,
     MotoRequestHandler,
@@ -33,6 +38,9 @@ if TYPE_CHECKING:
     from types_aiobotocore_s3.client import S3Client
 
 S3_REGION = "us-east-1"
+# What MOTO_DISABLE_GLOBAL_CORS=1 sets, had it been in the environment when moto was imported;
+# create_backend_app reads it each time it builds a service's app.
+werkzeug_app.DISABLE_GLOBAL_CORS = True  # type: ignore[attr-defined]  # imported there from moto.settings
 _AWS_VARIABLES_TO_CLEAR = (
     "AWS_PROFILE",
     "AWS_SESSION_TOKEN",
@@ -118,6 +126,18 @@ class S3Bucket:
         response = await self._client.get_object(Bucket=self.bucket, Key=key)
         async with response["Body"] as body:
             return await body.read()
+
+    async def create_bucket(self, name: str) -> None:
+        """Another bucket on the same server (e.g. one the service is told to use later)."""
+        await self._client.create_bucket(Bucket=name)
+
+    async def keys(self, prefix: str = "") -> list[str]:
+        """Every key in the bucket (listed, not assumed), sorted."""
+        found: list[str] = []
+        paginator = self._client.get_paginator("list_objects_v2")
+        async for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+            found += [item["Key"] for item in page.get("Contents", []) if "Key" in item]
+        return sorted(found)
 
 
 class DedicatedS3Bucket(S3Bucket):

@@ -11,7 +11,10 @@ import pytest
 from recorder_service.core.secret_strength import is_placeholder
 from recorder_service.settings import ConfigError, load_settings
 
-SIM = {"RECORDER_DAILY_API_URL": "http://127.0.0.1:8900/v1"}
+SIM = {
+    "RECORDER_DAILY_API_URL": "http://127.0.0.1:8900/v1",
+    "RECORDER_PLAYBACK_SECRET": "b7E2kP9qW4zR1xN6cV3mT8yL5hJ0gF2d",
+}
 STRONG_KEY = "N3v8Qm2xLr7Tz4Kc9Wb1Yd6Hf5Gs0Pj2"  # 32 characters
 STRONG_WEBHOOK = base64.b64encode(b"sixteen-bytes-ok").decode()
 STRONG_CALLBACK = "whsec_" + base64.b64encode(b"twenty-four-bytes-ok-!!!").decode()

@@ -234,6 +234,12 @@ class DailyClient:
     async def get_recording_raw(self, recording_id: str) -> bytes:
         return await self._request("get_recording", "GET", f"recordings/{segment(recording_id)}")
 
+    async def delete_recording(self, recording_id: str) -> None:
+        """Daily's own record of a recording (`DELETE /recordings/:id`). For a custom bucket Daily
+        deletes only its reference; the objects in our bucket stay (we delete those ourselves).
+        A 404 (unknown or already deleted) raises DailyError with status_code 404."""
+        await self._request("delete_recording", "DELETE", f"recordings/{recording_id}")
+
     async def list_recordings_raw(
         self,
         *,

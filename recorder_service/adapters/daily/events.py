@@ -69,7 +69,6 @@ class RecordingStartedPayload(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class RecordingReadyPayload(msgspec.Struct, frozen=True, kw_only=True):
-    recording_type: ReadyType = msgspec.field(name="type")
     recording_id: NonBlank
     room_name: NonBlank
     start_ts: UnixSeconds
@@ -80,6 +79,16 @@ class RecordingReadyPayload(msgspec.Struct, frozen=True, kw_only=True):
     share_token: str | None = None
     # raw-tracks only; null when Daily lost bucket permissions: kept as None, not an error.
     tracks: tuple[Track, ...] | None = None
+    # Daily's own published example omits `type` (docs/daily-api.md): inferred below when absent.
+    declared_type: ReadyType | None = msgspec.field(default=None, name="type")
+
+    @property
+    def recording_type(self) -> ReadyType:
+        """The declared type; without one, raw-tracks when tracks are listed, else cloud (as the
+        recording list, which never carries a type, is read)."""
+        if self.declared_type is not None:
+            return self.declared_type
+        return "raw-tracks" if self.tracks else "cloud"
 
     @property
     def start_ts_s(self) -> int:

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from recorder_service.adapters.db.tables import MeetingRow
@@ -29,6 +29,7 @@ def to_meeting(row: Any) -> Meeting:
         recording_type=row.recording_type,
         start_date=row.start_date,
         end_date=row.end_date,
+        store_video=row.store_video,
     )
 
 
@@ -38,6 +39,14 @@ class MeetingRepository:
 
     async def get(self, meeting_id: str) -> Meeting | None:
         row = (await self._s.exec(_BY_ID, params={"meeting_id": meeting_id})).first()
+        return to_meeting(row) if row is not None else None
+
+    async def lock(self, meeting_id: str) -> Meeting | None:
+        """Reads the meeting with a write: its row is locked until the transaction ends
+        (PostgreSQL), and on SQLite the transaction holds the write lock from its first
+        statement, so the reads that follow cannot go stale before its writes."""
+        stmt = update(_T).where(_T.c.id == meeting_id).values(updated_at=utcnow()).returning(*_T.c)
+        row = (await self._s.exec(stmt)).first()
         return to_meeting(row) if row is not None else None
 
     async def upsert(self, meeting: Meeting) -> bool:
@@ -51,6 +60,7 @@ class MeetingRepository:
                     recording_type=meeting.recording_type,
                     start_date=meeting.start_date,
                     end_date=meeting.end_date,
+                    store_video=meeting.store_video,
                 )
             )
             await self._s.flush()
@@ -59,6 +69,7 @@ class MeetingRepository:
         row.recording_type = meeting.recording_type
         row.start_date = meeting.start_date
         row.end_date = meeting.end_date
+        row.store_video = meeting.store_video
         row.updated_at = utcnow()
         self._s.add(row)
         await self._s.flush()

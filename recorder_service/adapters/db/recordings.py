@@ -21,7 +21,7 @@ _T: Any = RecordingRow.__table__  # type: ignore[attr-defined]
 _C: Any = _T.c
 
 # The webhook apply's statements, built once: SQLAlchemy then skips building them and working
-# out their cache key on every execution (a third of the apply's CPU went there).
+# out their cache key on every execution, a large part of the apply's CPU otherwise.
 _BY_DAILY_ID = select(_T).where(_C.daily_recording_id == bindparam("daily_recording_id"))
 _ACTIVE = select(_T).where(
     _C.meeting_id == bindparam("meeting_id"),
@@ -38,9 +38,23 @@ _UNNAMED = select(_T).where(
 _INSERT = insert(_T)
 # SET is whatever columns the parameters name, besides `where_id`.
 _UPDATE = update(_T).where(_C.id == bindparam("where_id"))
+# Also conditional on the status the caller saw: a deletion committed meanwhile must not be
+# overwritten by a ready or started event (PostgreSQL re-checks the condition after the row lock).
 _NAME_SESSION = (
-    update(_T).where(_C.id == bindparam("where_id"), _C.daily_recording_id.is_(None)).returning(_C.id)
+    update(_T)
+    .where(
+        _C.id == bindparam("where_id"),
+        _C.daily_recording_id.is_(None),
+        _C.status == bindparam("expected_status"),
+    )
+    .returning(_C.id)
 )
+_UPDATE_UNLESS_DELETED = (
+    update(_T)
+    .where(_C.id == bindparam("where_id"), _C.status != RecordingStatus.DELETED.value)
+    .returning(_C.id)
+)
+_BY_ID = select(_T).where(_C.id == bindparam("recording_id"))
 
 
 _TYPES: dict[str, RecordingType] = {"cloud": "cloud", "raw-tracks": "raw-tracks"}
@@ -146,12 +160,61 @@ class RecordingRepository:
         params = _columns(fields) | {"updated_at": utcnow(), "where_id": recording_id}
         await self._s.exec(_UPDATE, params=params)
 
-    async def name_session(self, recording_id: str, **fields: Any) -> bool:
-        """Sets `fields` on a session Daily has not named yet (no Daily recording id). False when
-        another event named it first: two concurrent applies must never both take one session."""
-        params = _columns(fields) | {"updated_at": utcnow(), "where_id": recording_id}
+    async def name_session(self, recording_id: str, *, expected: RecordingStatus, **fields: Any) -> bool:
+        """Sets `fields` on a session Daily has not named yet (no Daily recording id) whose status is
+        still `expected`. False when another event named it first (two concurrent applies must never
+        both take one session) or its status changed meanwhile (e.g. it was deleted)."""
+        params = _columns(fields) | {
+            "updated_at": utcnow(),
+            "where_id": recording_id,
+            "expected_status": expected.value,
+        }
         result = await self._s.exec(_NAME_SESSION, params=params)
         return result.first() is not None
+
+    async def set_fields_unless_deleted(self, recording_id: str, **fields: Any) -> bool:
+        """Like set_fields, except on a deleted recording (False then: nothing changed)."""
+        params = _columns(fields) | {"updated_at": utcnow(), "where_id": recording_id}
+        return (await self._s.exec(_UPDATE_UNLESS_DELETED, params=params)).first() is not None
+
+    async def get(self, recording_id: str) -> Recording | None:
+        return await self._one(_BY_ID, recording_id=recording_id)
+
+    async def mark_deleted(self, recording_id: str, *, expected: RecordingStatus) -> Recording | None:
+        """`deleted`, if the status is still `expected` (compare-and-set: a concurrent ready event
+        or deletion makes this return None, and the caller reads the row again)."""
+        stmt = (
+            update(_T)
+            .where(_C.id == recording_id, _C.status == expected.value)
+            .values(status=RecordingStatus.DELETED.value, updated_at=utcnow())
+            .returning(*_C)
+        )
+        row = (await self._s.exec(stmt)).first()
+        return to_recording(row) if row is not None else None
+
+    async def deleted_unnamed(self, meeting_id: str, rec_type: str) -> Sequence[Recording]:
+        """Sessions deleted before Daily finished them and before we learned their Daily id:
+        their started or ready event must still find them (and leave them deleted)."""
+        return await self._all(
+            select(_T).where(
+                _C.meeting_id == meeting_id,
+                _C.type == rec_type,
+                _C.status == RecordingStatus.DELETED.value,
+                _C.daily_recording_id.is_(None),
+                _C.ready_at.is_(None),
+            )
+        )
+
+    async def ready_before(
+        self, rec_type: RecordingType, before: datetime, limit: int
+    ) -> Sequence[Recording]:
+        """Ready recordings of a type that became ready before `before`, oldest first (retention)."""
+        return await self._all(
+            select(_T)
+            .where(_C.type == rec_type, _C.status == RecordingStatus.READY.value, _C.ready_at < before)
+            .order_by(_C.ready_at, _C.id)
+            .limit(limit)
+        )
 
     async def confirm_claim(self, recording_id: str, *, started_at: datetime) -> None:
         """Daily accepted the start: the claim becomes a running recording, unless something
@@ -160,6 +223,18 @@ class RecordingRepository:
             update(_T)
             .where(_C.id == recording_id, _C.status == RecordingStatus.STARTING.value)
             .values(status=RecordingStatus.RECORDING.value, started_at=started_at, updated_at=utcnow())
+        )
+        # Deleted while Daily was being asked: it stays deleted, but is now known to be recording,
+        # so its started and ready events still find it (and its objects get deleted).
+        await self._s.exec(
+            update(_T)
+            .where(
+                _C.id == recording_id,
+                _C.status == RecordingStatus.DELETED.value,
+                _C.started_at.is_(None),
+                _C.ready_at.is_(None),
+            )
+            .values(started_at=started_at, updated_at=utcnow())
         )
 
     async def delete_claim(self, recording_id: str) -> None:

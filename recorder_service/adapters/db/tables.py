@@ -4,11 +4,17 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, Column, Index, LargeBinary, String, Text, UniqueConstraint, text
+from sqlalchemy import JSON, Boolean, Column, Index, LargeBinary, String, Text, UniqueConstraint, text, true
 from sqlmodel import Field, SQLModel
 
 from recorder_service.adapters.db.types import UTCDateTime, utcnow
-from recorder_service.core.statuses import ACTIVE_STATUSES, CallbackState, InboxState, RecordingStatus
+from recorder_service.core.statuses import (
+    ACTIVE_STATUSES,
+    CallbackState,
+    DeletionState,
+    InboxState,
+    RecordingStatus,
+)
 
 # The running session of (meeting, type): at most one (core/statuses.py says which are running).
 _ACTIVE_WHERE = text("status IN ({})".format(", ".join(f"'{s.value}'" for s in ACTIVE_STATUSES)))
@@ -26,6 +32,8 @@ class MeetingRow(SQLModel, table=True):
     recording_type: str = Field(sa_column=Column(String(16), nullable=False))
     start_date: datetime = Field(sa_column=_ts())
     end_date: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    # Meetings registered before the column existed keep their video (the contract's default).
+    store_video: bool = Field(default=True, sa_column=Column(Boolean, nullable=False, server_default=true()))
     created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
     updated_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
 
@@ -126,6 +134,36 @@ class CallbackAttemptRow(SQLModel, table=True):
     status_code: int | None = Field(default=None)
     error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     duration_ms: int = Field(default=0)
+
+
+class DeletionRow(SQLModel, table=True):
+    """Outbox of S3 removals: written in the transaction that deletes its recording (or, for the
+    video tracks of a meeting without video, makes it ready), worked off by the deletion loop."""
+
+    __tablename__ = "deletions"
+    __table_args__ = (
+        # One job per recording and scope: a repeated request or retention pass adds nothing.
+        UniqueConstraint("recording_id", "scope", name="uq_deletions_recording_scope"),
+        Index("ix_deletions_due", "state", "next_attempt_at"),
+    )
+
+    id: str = Field(sa_column=Column(String(36), primary_key=True))
+    recording_id: str = Field(sa_column=Column(String(36), nullable=False))
+    meeting_id: str = Field(sa_column=Column(String(128), nullable=False, index=True))
+    scope: str = Field(sa_column=Column(String(16), nullable=False))
+    reason: str = Field(sa_column=Column(String(16), nullable=False))
+    state: DeletionState = Field(sa_column=Column(String(16), nullable=False))
+    keys: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    # len(keys), kept so the backlog gauge is one SUM on either database.
+    object_count: int = Field(default=0)
+    attempts: int = Field(default=0)
+    next_attempt_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+    lease_until: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    lease_owner: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
+    last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    daily_outcome: str | None = Field(default=None, sa_column=Column(String(32), nullable=True))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+    completed_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
 
 
 class ServiceStateRow(SQLModel, table=True):

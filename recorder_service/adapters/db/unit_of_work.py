@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from recorder_service.adapters.db.callbacks import CallbackRepository
+from recorder_service.adapters.db.deletions import DeletionRepository
 from recorder_service.adapters.db.inbox import InboxRepository
 from recorder_service.adapters.db.meetings import MeetingRepository
 from recorder_service.adapters.db.recordings import RecordingRepository
@@ -25,6 +26,7 @@ class UnitOfWork:
         self.recordings = RecordingRepository(session)
         self.inbox = InboxRepository(session)
         self.callbacks = CallbackRepository(session)
+        self.deletions = DeletionRepository(session)
         self.state = ServiceStateRepository(session)
 
 

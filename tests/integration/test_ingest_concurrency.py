@@ -1,0 +1,292 @@
+"""Concurrent webhook ingest: inbox writes coalesced into one INSERT, applies queued beside the
+server, and concurrent applies that must never share one recording session."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+
+from recorder_service.adapters.db.engine import create_engine, session_factory
+from recorder_service.adapters.db.inbox import InboxRecord
+from recorder_service.adapters.db.inbox_writer import InboxWriter
+from recorder_service.adapters.db.tables import MeetingRow
+from recorder_service.adapters.db.unit_of_work import Database
+from recorder_service.core.models import Recording, RecordingReady
+from recorder_service.core.statuses import RecordingStatus
+from recorder_service.errors import StorageUnavailable
+from recorder_service.services.effects import apply_ready
+from recorder_service.workers.apply_queue import ApplyQueue
+from tests.integration.test_webhooks import ROOM, T0, callbacks, meeting, register
+from tests.plugins.service import RunningService, ServiceFactory, service_env
+from tests.support.webhooks import envelope, post_webhook, raw_tracks, ready_payload, until_applied
+
+NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+
+
+@contextlib.asynccontextmanager
+async def database(url: str) -> AsyncIterator[Database]:
+    engine = create_engine(url)
+    try:
+        yield Database(engine, session_factory(engine))
+    finally:
+        await engine.dispose()
+
+
+@contextlib.asynccontextmanager
+async def inbox_writer(url: str) -> AsyncIterator[tuple[Database, InboxWriter]]:
+    async with database(url) as db:
+        writer = InboxWriter(db.engine)
+        try:
+            yield db, writer
+        finally:
+            await writer.close()
+
+
+def inbox_row(event_id: str, **over: Any) -> InboxRecord:
+    values: dict[str, Any] = {
+        "id": event_id,
+        "event_type": "recording.ready-to-download",
+        "state": "pending",
+        "body": b"{}",
+        "received_at": NOW,
+    }
+    return InboxRecord(**(values | over))
+
+
+async def stored_ids(db: Database) -> set[str]:
+    async with db.engine.connect() as conn:
+        return {str(r[0]) for r in (await conn.execute(text("SELECT id FROM inbox_events"))).all()}
+
+
+# ---------------------------------------------------------------- InboxWriter
+
+
+async def test_concurrent_stores_share_one_insert(db_url: str) -> None:
+    async with inbox_writer(db_url) as (db, writer):
+        ids = [f"evt-{n}" for n in range(50)]
+        results = await asyncio.gather(*(writer.store(inbox_row(i)) for i in ids))
+        assert results == [True] * 50
+        assert writer.batches <= 2  # one per request would be 50
+        assert await stored_ids(db) == set(ids)
+
+
+async def test_a_lone_store_is_written_at_once(db_url: str) -> None:
+    async with inbox_writer(db_url) as (db, writer):
+        assert await writer.store(inbox_row("evt-alone")) is True
+        assert writer.batches == 1
+        assert await stored_ids(db) == {"evt-alone"}
+
+
+async def test_one_id_twice_in_a_batch_and_again_later_is_stored_once(db_url: str) -> None:
+    async with inbox_writer(db_url) as (db, writer):
+        first, second = await asyncio.gather(
+            writer.store(inbox_row("evt-dup", body=b'{"n":1}')),
+            writer.store(inbox_row("evt-dup", body=b'{"n":2}')),
+        )
+        assert (first, second) == (True, False)
+        assert await writer.store(inbox_row("evt-dup")) is False
+        async with db.transaction() as uow:
+            kept = await uow.inbox.lock("evt-dup")
+        assert kept is not None and kept.body == b'{"n":1}'  # the first delivery's body
+
+
+async def test_a_refused_row_fails_alone_not_its_batch(postgres_db_url: str) -> None:
+    async with inbox_writer(postgres_db_url) as (db, writer):
+        # Longer than the column: PostgreSQL refuses the row (ingest never builds such a row).
+        good_a, bad, good_b = await asyncio.gather(
+            writer.store(inbox_row("evt-a")),
+            writer.store(inbox_row("evt-bad", event_type="x" * 500)),
+            writer.store(inbox_row("evt-b")),
+            return_exceptions=True,
+        )
+        assert (good_a, good_b) == (True, True)
+        assert isinstance(bad, Exception)
+        assert await stored_ids(db) == {"evt-a", "evt-b"}
+
+
+async def test_database_down_fails_every_waiting_store() -> None:
+    async with inbox_writer("postgresql+psycopg://postgres@127.0.0.1:1/nowhere") as (_db, writer):
+        results = await asyncio.gather(
+            *(writer.store(inbox_row(f"evt-{n}")) for n in range(5)), return_exceptions=True
+        )
+        assert all(isinstance(r, StorageUnavailable) for r in results), results
+
+
+async def test_a_broken_connection_is_replaced_and_the_batch_sent_again(
+    postgres_db_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The writer's own connection dies (as in a database restart): the next store succeeds."""
+    async with inbox_writer(postgres_db_url) as (db, writer):
+        assert await writer.store(inbox_row("evt-before")) is True
+        async with db.engine.connect() as admin:
+            killed = await admin.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid() AND state = 'idle'"
+                )
+            )
+            assert killed.all()  # the writer's idle connection was among them
+        assert await writer.store(inbox_row("evt-after")) is True
+        assert "inbox writer connection lost" in caplog.text
+        assert await stored_ids(db) == {"evt-before", "evt-after"}
+
+
+# ---------------------------------------------------------------- concurrent applies
+
+
+def ready(daily_id: str, start_ts: float) -> RecordingReady:
+    return RecordingReady(
+        daily_recording_id=daily_id,
+        room_name="race-room",
+        recording_type="raw-tracks",
+        audio_only=False,
+        start_ts=int(start_ts),
+        duration=60,
+        s3_key=None,
+        tracks=(),
+    )
+
+
+async def test_two_concurrent_applies_never_name_one_session(postgres_db_url: str) -> None:
+    """Both readies see the one unnamed session; the second must wait and then record its own
+    session, not overwrite the first (found by the Daily drill once applies ran in parallel)."""
+    start = T0.timestamp()
+    async with database(postgres_db_url) as db:
+        async with db.transaction() as uow:
+            uow.session.add(
+                MeetingRow(
+                    id="race-meeting",
+                    room_name="race-room",
+                    recording_type="raw-tracks",
+                    start_date=T0,
+                    end_date=T0 + timedelta(hours=1),
+                )
+            )
+            await uow.recordings.insert(
+                Recording(
+                    id=str(uuid.uuid4()),
+                    meeting_id="race-meeting",
+                    type="raw-tracks",
+                    status=RecordingStatus.RECORDING,
+                    room_name="race-room",
+                    started_at=T0,
+                )
+            )
+        async with db.transaction() as first_tx:
+            first = await apply_ready(first_tx, ready("daily-a", start + 5), bucket=None, now=NOW)
+            # The second apply runs while the first one's transaction is still open.
+            second_task = asyncio.create_task(_apply_alone(db, ready("daily-b", start + 6)))
+            await asyncio.sleep(0.5)
+            assert not second_task.done()  # waiting for the first's row lock
+        second = await second_task
+        async with db.transaction() as uow:
+            rows = await uow.recordings.list_for_meeting("race-meeting")
+        named = {r.daily_recording_id: r.id for r in rows}
+        assert set(named) == {"daily-a", "daily-b"}
+        assert (named["daily-a"], named["daily-b"]) == (first.recording_id, second.recording_id)
+        assert first.recording_id != second.recording_id
+
+
+async def _apply_alone(db: Database, r: RecordingReady) -> Any:
+    async with db.transaction() as uow:
+        return await apply_ready(uow, r, bucket=None, now=NOW)
+
+
+# ---------------------------------------------------------------- ApplyQueue
+
+
+async def test_queue_applies_in_order_and_drops_beyond_capacity(caplog: pytest.LogCaptureFixture) -> None:
+    applied: list[str] = []
+    gate = asyncio.Event()
+
+    async def apply(event_id: str) -> None:
+        await gate.wait()
+        applied.append(event_id)
+
+    queue = ApplyQueue(capacity=3, workers=1)
+    assert not queue.submit("before-start")  # not running: left to the sweep
+    queue.start(apply)
+    with queue.delivery():
+        assert queue.should_apply_inline()  # alone, nothing queued
+        with queue.delivery():
+            assert not queue.should_apply_inline()  # another delivery in flight
+    assert queue.submit("e0")
+    await asyncio.sleep(0.05)  # the worker takes e0 and waits on the gate
+    assert [queue.submit(f"e{n}") for n in range(1, 6)] == [True, True, True, False, False]
+    # e0 was taken by the worker (waiting on the gate), e1..e3 fill the queue, e4, e5 are dropped.
+    assert queue.dropped == 2
+    assert caplog.text.count("apply queue full") == 1  # one line per burst, not one per event
+    assert not queue.should_apply_inline()  # a backlog: later deliveries queue behind it
+    gate.set()
+    await queue.close(timeout_s=5)
+    assert applied == ["e0", "e1", "e2", "e3"]
+    assert not queue.running
+
+
+async def test_close_leaves_unfinished_work_and_stops() -> None:
+    started = asyncio.Event()
+
+    async def apply(event_id: str) -> None:
+        started.set()
+        await asyncio.sleep(3600)
+
+    queue = ApplyQueue(capacity=10, workers=1)
+    queue.start(apply)
+    queue.submit("stuck")
+    queue.submit("never")
+    await started.wait()
+    await queue.close(timeout_s=0.2)
+    assert not queue.running
+    assert not queue.submit("after-close")
+
+
+# ---------------------------------------------------------------- through the service
+
+
+@pytest.fixture
+async def svc(db_url: str, service_factory: ServiceFactory) -> Any:
+    async with service_factory(service_env(db_url, RECORDER_S3_BUCKET="recordings")) as running:
+        yield running
+
+
+async def test_a_burst_is_answered_pending_then_applied_once_each(svc: RunningService) -> None:
+    await register(svc, "m-1", hours=3)
+    bodies = []
+    for n in range(40):
+        start_ts = T0.timestamp() + 60 * n
+        bodies.append(
+            envelope(
+                "recording.ready-to-download",
+                ready_payload(
+                    room=ROOM, start_ts=start_ts, type_="raw-tracks", tracks=raw_tracks(ROOM, start_ts)
+                ),
+            )
+        )
+    answers = await asyncio.gather(*(post_webhook(svc.client, b) for b in bodies))
+    assert [a.status_code for a in answers] == [200] * 40
+    states = [a.json()["state"] for a in answers]
+    assert set(states) <= {"applied", "pending"} and "pending" in states
+    await until_applied(svc.client)
+    recordings = (await meeting(svc, "m-1"))["recordings"]
+    assert sorted(r["daily_recording_id"] for r in recordings) == sorted(
+        b["payload"]["recording_id"] for b in bodies
+    )
+    assert all(r["status"] == "ready" for r in recordings)
+    assert len(await callbacks(svc)) == 40
+    writer = svc.app_state.resources.ingest.writer  # type: ignore[attr-defined]
+    assert writer.batches < 40
+
+
+async def test_a_lone_delivery_is_applied_before_its_answer(svc: RunningService) -> None:
+    await register(svc, "m-1")
+    body = envelope("recording.ready-to-download", ready_payload(room=ROOM, start_ts=T0.timestamp() + 60))
+    r = await post_webhook(svc.client, body)
+    assert r.json() == {"status": "stored", "event_id": body["id"], "state": "applied"}
+    assert (await meeting(svc, "m-1"))["recordings"][0]["status"] == "ready"

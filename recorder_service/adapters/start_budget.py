@@ -155,7 +155,8 @@ class StartBudget:
 
 # KEYS: 1 grants (zset id -> counted until score + window), 2 queue (ticket -> priority score),
 # 3 present (ticket -> presence deadline), 4 tickets (ticket -> expiry), 5 blocked (string),
-# 6 paced (ticket -> no call before), 7 streak start (room -> ms), 8 streak seen (room -> ms).
+# 6 paced (ticket -> no call before), 7 streak start (room -> ms), 8 streak seen (room -> ms),
+# 9 arrived (ticket -> when it joined the queue).
 # ARGV: ticket, retry, calls, window_ms, presence_ms, ticket_ms, hold_ms, pace_ms, grant_id,
 # streak_memory_ms, stale_streak_s, stale_penalty_ms, room. Times are Redis's own clock, shared by every replica.
 _ACQUIRE = """
@@ -169,6 +170,7 @@ local expired = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', now)
 for _, m in ipairs(expired) do
   redis.call('ZREM', KEYS[2], m)
   redis.call('ZREM', KEYS[3], m)
+  redis.call('ZREM', KEYS[9], m)
 end
 redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now)
 redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
@@ -176,25 +178,31 @@ redis.call('ZREMRANGEBYSCORE', KEYS[6], '-inf', now)
 local stale = redis.call('ZRANGEBYSCORE', KEYS[8], '-inf', now - tonumber(ARGV[10]))
 for _, m in ipairs(stale) do redis.call('ZREM', KEYS[7], m) end
 redis.call('ZREMRANGEBYSCORE', KEYS[8], '-inf', now - tonumber(ARGV[10]))
-for _, i in ipairs({1, 2, 3, 4, 6, 7, 8}) do redis.call('PEXPIRE', KEYS[i], tonumber(ARGV[10]) + 60000) end
+for _, i in ipairs({1, 2, 3, 4, 6, 7, 8, 9}) do redis.call('PEXPIRE', KEYS[i], tonumber(ARGV[10]) + 60000) end
 local room = ARGV[13]
 local since = redis.call('ZSCORE', KEYS[7], room)
 if since then redis.call('ZADD', KEYS[8], now, room) end
-if not redis.call('ZSCORE', KEYS[2], ticket) then
-  -- core/start_budget.py priority_class and penalty_s, in milliseconds.
-  local penalty = 0
-  if since then
-    local age = math.max(0, (now - tonumber(since)) / 1000)
-    if age >= tonumber(ARGV[11]) then
-      penalty = tonumber(ARGV[12])
-    else
-      penalty = 1000 * 2 ^ math.floor(math.log(1 + age) / math.log(2))
-    end
-  elseif ARGV[2] == '1' then
-    penalty = 1000
-  end
-  redis.call('ZADD', KEYS[2], now + penalty, ticket)
+local arrived = redis.call('ZSCORE', KEYS[9], ticket)
+if arrived then
+  arrived = tonumber(arrived)
+else
+  arrived = now
+  redis.call('ZADD', KEYS[9], now, ticket)
 end
+-- core/start_budget.py priority_class and penalty_s, in milliseconds, from the room's streak now
+-- (a kept place sinks when its room turns stale).
+local penalty = 0
+if since then
+  local age = math.max(0, (now - tonumber(since)) / 1000)
+  if age >= tonumber(ARGV[11]) then
+    penalty = tonumber(ARGV[12])
+  else
+    penalty = 1000 * 2 ^ math.floor(math.log(1 + age) / math.log(2))
+  end
+elseif ARGV[2] == '1' then
+  penalty = 1000
+end
+redis.call('ZADD', KEYS[2], arrived + penalty, ticket)
 redis.call('ZADD', KEYS[3], now + tonumber(ARGV[5]), ticket)
 redis.call('ZADD', KEYS[4], now + tonumber(ARGV[6]), ticket)
 local blocked = redis.call('PTTL', KEYS[5])
@@ -217,6 +225,7 @@ if blocked <= 0 and free > 0 and not paced then
     redis.call('ZREM', KEYS[2], ticket)
     redis.call('ZREM', KEYS[3], ticket)
     redis.call('ZREM', KEYS[4], ticket)
+    redis.call('ZREM', KEYS[9], ticket)
     redis.call('ZADD', KEYS[6], now + tonumber(ARGV[8]), ticket)
     return {1, 0, 0, used + 1}
   end
@@ -278,6 +287,7 @@ class RedisBudgetBackend:
         )
         self._blocked, self._paced = f"{p}blocked", f"{p}paced"
         self._streak_start, self._streak_seen = f"{p}streak-start", f"{p}streak-seen"
+        self._arrived = f"{p}arrived"
         self._memo_prefix = f"{p}not-hosting:"
         self._acquire = client.register_script(_ACQUIRE)
         self._complete = client.register_script(_COMPLETE)
@@ -296,6 +306,7 @@ class RedisBudgetBackend:
             self._paced,
             self._streak_start,
             self._streak_seen,
+            self._arrived,
         ]
         args = [
             ticket,
@@ -360,9 +371,10 @@ class RedisBudgetBackend:
 
 @dataclass
 class _Ticket:
-    score: float
-    present_until: float
-    expires: float
+    arrived: float
+    score: float = 0.0
+    present_until: float = 0.0
+    expires: float = 0.0
 
 
 @dataclass
@@ -387,9 +399,10 @@ class LocalBudgetBackend:
             self.streaks[room] = (streak[0], now)
         entry = self.queue.get(ticket)
         if entry is None:
-            age = None if streak is None else now - streak[0]
-            score = queue_score(priority_class(retry=retry, streak_age_s=age), now * 1000)
-            entry = self.queue[ticket] = _Ticket(score, 0.0, 0.0)
+            entry = self.queue[ticket] = _Ticket(arrived=now)
+        # Scored from the room's streak now: a kept place sinks when its room turns stale.
+        age = None if streak is None else now - streak[0]
+        entry.score = queue_score(priority_class(retry=retry, streak_age_s=age), entry.arrived * 1000)
         entry.present_until = now + PRESENCE_S
         entry.expires = now + policy.wait_s + TICKET_GRACE_S
         used = len(self.grants)

@@ -5,6 +5,7 @@ and shared per room, Daily's errors quoted without the room name."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import time
 from typing import Literal
@@ -14,6 +15,7 @@ from recorder_service.adapters.start_budget import StartBudget
 from recorder_service.core.models import Meeting, RecordingType
 from recorder_service.core.ports import DailyRecordingStarter
 from recorder_service.errors import (
+    CoordinationUnavailable,
     DailyActiveStream,
     DailyError,
     DailyNotHosting,
@@ -21,6 +23,8 @@ from recorder_service.errors import (
     StartBudgetExhausted,
 )
 from recorder_service.telemetry import Telemetry
+
+log = logging.getLogger(__name__)
 
 # Anonymous callers read this (contract §3): no room name, which is a join URL for public rooms.
 NOT_HOSTING_DETAIL = "Daily is not hosting the meeting's call yet; retry after Retry-After"
@@ -50,7 +54,12 @@ class BudgetGate:
     async def leave(self, status_code: int | None, retry_after_s: float | None) -> None:
         if self._grant is not None:
             grant, self._grant = self._grant, None
-            await self._budget.complete(grant, status_code=status_code, retry_after_s=retry_after_s)
+            try:
+                await self._budget.complete(grant, status_code=status_code, retry_after_s=retry_after_s)
+            except CoordinationUnavailable:
+                # Daily has answered: that answer counts, whatever Redis does. The call keeps its
+                # place in the window for its whole hold instead.
+                log.warning("start budget: could not record the end of a call (redis unavailable)")
 
 
 def anonymous_daily_error(exc: DailyError, room_name: str) -> DailyError:
@@ -88,9 +97,10 @@ async def start_at_daily(
     not_hosting_budget_s: float,
     not_hosting_delay_s: float,
 ) -> Literal["started", "already_active"]:
-    """Raises StartBudgetExhausted when the first call could not be had, RoomNotHosting when
-    Daily still says "not hosting" after `not_hosting_budget_s` (or a retry could not get a call
-    in that time), and DailyError (without the room name) when Daily failed."""
+    """Raises StartBudgetExhausted when no call could be had within the wait (the first call, or
+    the client's retry after Daily's 429 or 5xx), RoomNotHosting when Daily still says "not
+    hosting" after `not_hosting_budget_s` (or a not-hosting retry could not get a call in that
+    time), and DailyError (without the room name) when Daily failed."""
     room = meeting.room_name
     gate = BudgetGate(budget, f"{meeting.id}:{rec_type}", room)
     deadline: float | None = None  # set by the first "not hosting"
@@ -111,9 +121,9 @@ async def start_at_daily(
                 await budget.note_hosting(room)
                 return "already_active"
             except StartBudgetExhausted as exc:
-                if gate.calls == 0:
-                    raise
-                # A retry found no call in time: Daily's last word was "not hosting".
+                if deadline is None:
+                    raise  # no call yet, or a retry after Daily's 429 or 5xx: 429
+                # A not-hosting retry found no call in time: Daily's last word was "not hosting".
                 raise RoomNotHosting(NOT_HOSTING_DETAIL, retry_after_s=exc.retry_after_s) from exc
             except DailyNotHosting:
                 await budget.note_not_hosting(room)

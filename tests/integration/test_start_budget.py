@@ -209,3 +209,24 @@ async def test_the_budget_reports_grants_refusals_waiting_and_wait_time(
     assert samples[("recorder_daily_start_budget_waiting", ())] == 0
     assert samples[("recorder_daily_start_budget_wait_seconds_count", first)] == 1
     assert samples[("recorder_starts_total", (("outcome", "budget"), ("type", "raw-tracks")))] == 1
+
+
+async def test_daily_s_own_retries_take_calls_from_the_budget_too(
+    db_url: str, daily_sim: DailySim, service_factory: ServiceFactory
+) -> None:
+    env = service_env(
+        db_url,
+        daily_sim.base_url,
+        RECORDER_DAILY_START_BUDGET_CALLS="1",
+        RECORDER_DAILY_START_BUDGET_WINDOW_SECONDS="30",
+        RECORDER_DAILY_START_BUDGET_WAIT_SECONDS="0.5",
+    )
+    async with service_factory(env) as svc:
+        await register(svc, "flaky", "flaky-room")
+        await daily_sim.join("flaky-room")
+        await daily_sim.fault("start_recording", status=503, count=1, error="server-error", info="busy")
+        r = await start(svc, "flaky")
+        # The client's retry after the 503 found no call within the wait: 429, not "not hosting".
+        assert r.status_code == 429, r.text
+        assert int(r.headers["Retry-After"]) >= 20
+    assert len((await daily_sim.call_times())["calls"]) == 1

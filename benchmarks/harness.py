@@ -120,8 +120,12 @@ def _child_env(env: dict[str, str]) -> dict[str, str]:
     return {**inherited, "PYTHONPATH": str(REPO / "benchmarks"), **env}
 
 
-def spawn_service(env: dict[str, str], *, server: str = "uvicorn", port: int | None = None) -> Process:
-    """The service as its own OS process, as deployed: `recorder-service serve` (uvicorn) or granian."""
+def spawn_service(
+    env: dict[str, str], *, server: str = "uvicorn", port: int | None = None, background: bool = False
+) -> Process:
+    """The service as its own OS process, as deployed: `recorder-service serve` (uvicorn) or granian.
+    With `background`, its loops run as in production (outbox, sweeps, reconciler); the
+    environment must then say RECORDER_BACKGROUND=true too."""
     port = port or free_port()
     if server == "uvicorn":
         command = [
@@ -131,7 +135,7 @@ def spawn_service(env: dict[str, str], *, server: str = "uvicorn", port: int | N
             "serve",
             "--port",
             str(port),
-            "--no-background",
+            *(() if background else ("--no-background",)),
         ]
     elif server == "granian":
         command = [

@@ -142,14 +142,14 @@ async def _sessions_for_ready(uow: UnitOfWork, meeting: Meeting, ready: Recordin
     started closest to the recording's start first."""
     # Not "starting": a claim whose start Daily has not even accepted cannot be finished. Deleted
     # sessions Daily had accepted are candidates too: this event brings the keys to delete.
-    candidates = list(await uow.recordings.unnamed_sessions(meeting.id, ready.recording_type))
-    candidates += [
-        r
-        for r in await uow.recordings.deleted_unnamed(meeting.id, ready.recording_type)
-        if r.started_at is not None
-    ]
+    candidates = await uow.recordings.ready_candidates(meeting.id, ready.recording_type)
     return sorted(
-        candidates, key=lambda r: abs((r.started_at or _ts(ready.start_ts)).timestamp() - ready.start_ts)
+        candidates,
+        key=lambda r: (
+            abs((r.started_at or _ts(ready.start_ts)).timestamp() - ready.start_ts),
+            r.status == RecordingStatus.DELETED,  # equally close: a live session first
+            r.id,
+        ),
     )
 
 
@@ -203,9 +203,8 @@ async def apply_ready(
         recording_id, deleted_before = await _finish_session(uow, meeting, ready, fields)
     if deleted_before:
         return await _finish_deleted(uow, meeting, ready, recording_id, fields, now)
-    recording = await uow.recordings.get(recording_id)
-    assert recording is not None  # written just now, in this transaction
     if cloud_dropped:
+        recording = await _written(uow, recording_id)
         await queue_deletion(
             uow, recording, DeletionScope.RECORDING, DeletionReason.STORE_VIDEO_OFF, _keys(ready), now
         )
@@ -218,7 +217,12 @@ async def apply_ready(
         )
     if video_keys:
         await queue_deletion(
-            uow, recording, DeletionScope.VIDEO, DeletionReason.STORE_VIDEO_OFF, video_keys, now
+            uow,
+            await _written(uow, recording_id),
+            DeletionScope.VIDEO,
+            DeletionReason.STORE_VIDEO_OFF,
+            video_keys,
+            now,
         )
     # The callback lists only what remains in the bucket.
     announced = msgspec.structs.replace(ready, tracks=kept_tracks)
@@ -230,6 +234,12 @@ async def apply_ready(
         callback_enqueued=enqueued,
         deletion_queued=bool(video_keys),
     )
+
+
+async def _written(uow: UnitOfWork, recording_id: str) -> Recording:
+    recording = await uow.recordings.get(recording_id)
+    assert recording is not None  # written just now, in this transaction
+    return recording
 
 
 def _keys(ready: RecordingReady) -> tuple[str, ...]:

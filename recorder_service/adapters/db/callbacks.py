@@ -6,10 +6,11 @@ import functools
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, or_, update
+from sqlalchemy import bindparam, func, insert, or_, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from recorder_service.adapters.db.prebuilt import StatementRunner, prebuilt
 from recorder_service.adapters.db.statements import insert_for, newest_first
 from recorder_service.adapters.db.tables import CallbackAttemptRow, CallbackRow
 from recorder_service.core.models import CallbackView, ClaimedCallback, OutgoingCallback
@@ -18,17 +19,71 @@ from recorder_service.core.statuses import CallbackState
 _PENDING = CallbackState.PENDING.value
 
 _CALLBACKS: Any = CallbackRow.__table__  # type: ignore[attr-defined]
+_C: Any = _CALLBACKS.c
+_ATTEMPTS: Any = CallbackAttemptRow.__table__  # type: ignore[attr-defined]
 
 
 @functools.cache
 def _enqueue_statement(dialect: str) -> Any:
     """INSERT … ON CONFLICT DO NOTHING RETURNING id, built once per dialect (values at execution)."""
-    return insert_for(dialect)(_CALLBACKS).on_conflict_do_nothing().returning(_CALLBACKS.c.id)
+    return prebuilt(insert_for(dialect)(_CALLBACKS).on_conflict_do_nothing().returning(_C.id))
+
+
+# One statement leases a batch: the due rows, oldest first, locked and skipped by concurrent
+# claimers (SKIP LOCKED on PostgreSQL; SQLite has one writer at a time), are updated and returned.
+_DUE: Any = (
+    select(_C.id)
+    .where(
+        _C.state == _PENDING,
+        _C.next_attempt_at <= bindparam("now"),
+        or_(_C.lease_until.is_(None), _C.lease_until < bindparam("now")),
+    )
+    .order_by(_C.next_attempt_at)
+    .limit(bindparam("limit"))
+    .with_for_update(skip_locked=True)
+    .scalar_subquery()
+)
+_CLAIM: Any = prebuilt(
+    update(_CALLBACKS)
+    .where(_C.id.in_(_DUE))
+    .values(lease_until=bindparam("lease_until"), lease_owner=bindparam("owner"))
+    .returning(_C.id, _C.event_type, _C.meeting_id, _C.body, _C.attempts, _C.traceparent, _C.next_attempt_at)
+)
+_ADD_ATTEMPT: Any = prebuilt(insert(_ATTEMPTS))
+
+
+def _outcome_statement(**outcome: Any) -> Any:
+    """An attempt's outcome, applied only while the lease is still ours."""
+    return prebuilt(
+        update(_CALLBACKS)
+        .where(_C.id == bindparam("row_id"), _C.lease_owner == bindparam("owner"), _C.state == _PENDING)
+        .values(
+            attempts=_C.attempts + 1,
+            last_status_code=bindparam("status_code"),
+            last_error=bindparam("error"),
+            lease_until=None,
+            lease_owner=None,
+            **outcome,
+        )
+        .returning(_C.id)
+    )
+
+
+_BACKLOG: Any = prebuilt(
+    select(func.count(), func.min(_C.created_at), func.min(_C.next_attempt_at)).where(_C.state == _PENDING)
+)
+
+_DELIVERED: Any = _outcome_statement(
+    state=CallbackState.DELIVERED.value, delivered_at=bindparam("attempted_at")
+)
+_DEAD: Any = _outcome_statement(state=CallbackState.DEAD.value)
+_RETRY: Any = _outcome_statement(next_attempt_at=bindparam("next_attempt_at"))
 
 
 class CallbackRepository:
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncSession, runner: StatementRunner | None = None) -> None:
         self._s = session
+        self._run = runner or StatementRunner(session)
 
     async def enqueue(self, callback: OutgoingCallback) -> bool:
         """One callback per (recording, event type): a second enqueue is a no-op (False)."""
@@ -42,32 +97,18 @@ class CallbackRepository:
             "last_status_code": None,
             "delivered_at": None,
         }
-        stmt = _enqueue_statement(self._s.get_bind().dialect.name)
+        stmt = _enqueue_statement(self._run.dialect_name)
         # RETURNING, not rowcount: drivers disagree on rowcount for ON CONFLICT DO NOTHING.
-        return (await self._s.exec(stmt, params=values)).first() is not None
+        return await self._run.first(stmt, values) is not None
 
     async def claim_due(
         self, *, now: datetime, limit: int, owner: str, lease: timedelta
     ) -> list[ClaimedCallback]:
         """Leases due rows. SKIP LOCKED lets replicas share the work on PostgreSQL; an expired
         lease (a killed process) makes a row claimable again."""
-        stmt = (
-            select(CallbackRow)
-            .where(
-                col(CallbackRow.state) == _PENDING,
-                col(CallbackRow.next_attempt_at) <= now,
-                or_(col(CallbackRow.lease_until).is_(None), col(CallbackRow.lease_until) < now),
-            )
-            .order_by(col(CallbackRow.next_attempt_at))
-            .limit(limit)
-            .with_for_update(skip_locked=True)
+        rows = await self._run.rows(
+            _CLAIM, {"now": now, "limit": limit, "lease_until": now + lease, "owner": owner}
         )
-        rows = list((await self._s.exec(stmt)).all())
-        for row in rows:
-            row.lease_until = now + lease
-            row.lease_owner = owner
-            self._s.add(row)
-        await self._s.flush()
         return [
             ClaimedCallback(
                 id=r.id,
@@ -77,7 +118,7 @@ class CallbackRepository:
                 attempts=r.attempts,
                 traceparent=r.traceparent,
             )
-            for r in rows
+            for r in sorted(rows, key=lambda r: (r.next_attempt_at, r.id))  # oldest due first
         ]
 
     async def record_attempt(
@@ -93,39 +134,29 @@ class CallbackRepository:
         next_attempt_at: datetime | None,
     ) -> bool:
         """Applies one attempt's outcome if we still hold the lease; False when we lost it."""
-        self._s.add(
-            CallbackAttemptRow(
-                callback_id=row_id,
-                attempted_at=attempted_at,
-                status_code=status_code,
-                error=error,
-                duration_ms=duration_ms,
-            )
+        await self._run.rowcount(
+            _ADD_ATTEMPT,
+            {
+                "callback_id": row_id,
+                "attempted_at": attempted_at,
+                "status_code": status_code,
+                "error": error,
+                "duration_ms": duration_ms,
+            },
         )
-        values: dict[str, object] = {
-            "attempts": CallbackRow.attempts + 1,
-            "last_status_code": status_code,
-            "last_error": error,
-            "lease_until": None,
-            "lease_owner": None,
+        params: dict[str, object] = {
+            "row_id": row_id,
+            "owner": owner,
+            "status_code": status_code,
+            "error": error,
         }
         if delivered:
-            values |= {"state": CallbackState.DELIVERED.value, "delivered_at": attempted_at}
+            stmt, params["attempted_at"] = _DELIVERED, attempted_at
         elif next_attempt_at is None:
-            values |= {"state": CallbackState.DEAD.value}
+            stmt = _DEAD
         else:
-            values |= {"next_attempt_at": next_attempt_at}
-        result = await self._s.exec(
-            update(CallbackRow)
-            .where(
-                col(CallbackRow.id) == row_id,
-                col(CallbackRow.lease_owner) == owner,
-                col(CallbackRow.state) == _PENDING,
-            )
-            .values(**values)
-        )
-        await self._s.flush()
-        return bool(result.rowcount)
+            stmt, params["next_attempt_at"] = _RETRY, next_attempt_at
+        return await self._run.first(stmt, params) is not None
 
     async def release(self, row_id: str, owner: str) -> None:
         await self._s.exec(
@@ -160,15 +191,18 @@ class CallbackRepository:
         return [_view(row) for row in (await self._s.exec(stmt)).all()]
 
     async def pending_stats(self) -> tuple[int, datetime | None]:
-        stmt = select(func.count(), func.min(CallbackRow.created_at)).where(
-            col(CallbackRow.state) == _PENDING
-        )
-        count, oldest = (await self._s.exec(stmt)).one()
-        return int(count), oldest
+        count, oldest, _due = await self.backlog()
+        return count, oldest
 
     async def next_due_at(self) -> datetime | None:
-        stmt = select(func.min(CallbackRow.next_attempt_at)).where(col(CallbackRow.state) == _PENDING)
-        return (await self._s.exec(stmt)).one()
+        return (await self.backlog())[2]
+
+    async def backlog(self) -> tuple[int, datetime | None, datetime | None]:
+        """Pending callbacks: how many, the oldest one's creation, the earliest next attempt."""
+        row = await self._run.first(_BACKLOG)
+        assert row is not None  # an aggregate always answers one row
+        count, oldest, due = row
+        return int(count), oldest, due
 
 
 def _view(row: CallbackRow) -> CallbackView:

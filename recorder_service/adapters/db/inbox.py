@@ -12,6 +12,7 @@ from sqlalchemy import String, bindparam, delete, func, or_, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from recorder_service.adapters.db.prebuilt import StatementRunner, prebuilt
 from recorder_service.adapters.db.statements import insert_for, newest_first
 from recorder_service.adapters.db.tables import InboxEventRow
 from recorder_service.adapters.db.types import utcnow
@@ -52,14 +53,14 @@ class LockedEvent(msgspec.Struct, frozen=True):
 
 _LOCKED_FIELDS = LockedEvent.__struct_fields__
 # Built once: applying an event runs both.
-_LOCK: Any = (
+_LOCK: Any = prebuilt(
     select(*(_TABLE.c[name] for name in _LOCKED_FIELDS))
     .where(_TABLE.c.id == bindparam("event_id"))
     .with_for_update()
 )
 # SET state, detail and processed_at from the parameters; a meeting or recording found
 # earlier is kept when this apply found none.
-_FINISH: Any = (
+_FINISH: Any = prebuilt(
     update(_TABLE)
     .where(_TABLE.c.id == bindparam("where_id"))
     .values(
@@ -110,8 +111,9 @@ def pg_batch_parameters(records: Sequence[InboxRecord]) -> list[Any]:
 
 
 class InboxRepository:
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncSession, runner: StatementRunner | None = None) -> None:
         self._s = session
+        self._run = runner or StatementRunner(session)
 
     async def add_if_absent(self, row: InboxRecord) -> bool:
         """True when stored; False when an event with that id was already there (a redelivery)."""
@@ -121,7 +123,7 @@ class InboxRepository:
 
     async def lock(self, event_id: str) -> LockedEvent | None:
         """The event, locked until the transaction ends (FOR UPDATE; SQLite locks the database)."""
-        row = (await self._s.exec(_LOCK, params={"event_id": event_id})).first()
+        row = await self._run.first(_LOCK, {"event_id": event_id})
         if row is None:
             return None
         event_id, event_type, state, body, source, traceparent = row
@@ -145,7 +147,7 @@ class InboxRepository:
             "found_recording_id": recording_id,
             "where_id": event_id,
         }
-        await self._s.exec(_FINISH, params=params)
+        await self._run.rowcount(_FINISH, params)
 
     async def applicable_ids(
         self,

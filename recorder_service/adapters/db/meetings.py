@@ -9,15 +9,16 @@ from typing import Any
 from sqlalchemy import bindparam, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from recorder_service.adapters.db.prebuilt import StatementRunner, prebuilt
 from recorder_service.adapters.db.tables import MeetingRow
 from recorder_service.adapters.db.types import utcnow
 from recorder_service.core.models import Meeting
 
 _T: Any = MeetingRow.__table__  # type: ignore[attr-defined]
 # Built once (the webhook apply matches every event to a meeting).
-_BY_ID: Any = select(_T).where(_T.c.id == bindparam("meeting_id"))
-_BY_ROOM_STARTED_BY: Any = select(_T).where(
-    _T.c.room_name == bindparam("room_name"), _T.c.start_date <= bindparam("at")
+_BY_ID: Any = prebuilt(select(_T).where(_T.c.id == bindparam("meeting_id")))
+_BY_ROOM_STARTED_BY: Any = prebuilt(
+    select(_T).where(_T.c.room_name == bindparam("room_name"), _T.c.start_date <= bindparam("at"))
 )
 
 
@@ -34,11 +35,12 @@ def to_meeting(row: Any) -> Meeting:
 
 
 class MeetingRepository:
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncSession, runner: StatementRunner | None = None) -> None:
         self._s = session
+        self._run = runner or StatementRunner(session)
 
     async def get(self, meeting_id: str) -> Meeting | None:
-        row = (await self._s.exec(_BY_ID, params={"meeting_id": meeting_id})).first()
+        row = await self._run.first(_BY_ID, {"meeting_id": meeting_id})
         return to_meeting(row) if row is not None else None
 
     async def lock(self, meeting_id: str) -> Meeting | None:
@@ -78,5 +80,5 @@ class MeetingRepository:
     async def by_room_around(self, room_name: str, at: datetime, tolerance: timedelta) -> Sequence[Meeting]:
         """Meetings of a room whose [start - tol, end + tol] window contains `at`."""
         params = {"room_name": room_name, "at": at + tolerance}
-        rows = (await self._s.exec(_BY_ROOM_STARTED_BY, params=params)).all()
+        rows = await self._run.rows(_BY_ROOM_STARTED_BY, params)
         return [to_meeting(r) for r in rows if r.end_date is None or r.end_date + tolerance >= at]

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, insert, select, update
+from sqlalchemy import and_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from recorder_service.adapters.db.prebuilt import StatementRunner, prebuilt
 from recorder_service.adapters.db.tables import RecordingRow
 from recorder_service.adapters.db.types import utcnow
 from recorder_service.core.models import Availability, Recording, RecordingType, Track
@@ -20,27 +21,65 @@ from recorder_service.errors import RecordingAlreadyActive
 _T: Any = RecordingRow.__table__  # type: ignore[attr-defined]
 _C: Any = _T.c
 
+
+def _statuses(statuses: Iterable[RecordingStatus]) -> Any:
+    """`status IN (…)` as ORs of plain parameters: a prebuilt statement takes no expanding IN."""
+    return or_(*(_C.status == s.value for s in statuses))
+
+
 # The webhook apply's statements, built once: SQLAlchemy then skips building them and working
 # out their cache key on every execution, a large part of the apply's CPU otherwise.
-_BY_DAILY_ID = select(_T).where(_C.daily_recording_id == bindparam("daily_recording_id"))
-_ACTIVE = select(_T).where(
-    _C.meeting_id == bindparam("meeting_id"),
-    _C.type == bindparam("rec_type"),
-    _C.status.in_([s.value for s in ACTIVE_STATUSES]),
+_BY_DAILY_ID = prebuilt(select(_T).where(_C.daily_recording_id == bindparam("daily_recording_id")))
+_ACTIVE = prebuilt(
+    select(_T).where(
+        _C.meeting_id == bindparam("meeting_id"),
+        _C.type == bindparam("rec_type"),
+        _statuses(ACTIVE_STATUSES),
+    )
 )
-_BY_INSTANCE = select(_T).where(_C.instance_id == bindparam("instance_id")).order_by(_C.created_at.desc())
-_UNNAMED = select(_T).where(
-    _C.meeting_id == bindparam("meeting_id"),
-    _C.type == bindparam("rec_type"),
-    _C.status.in_([s.value for s in UNFINISHED_STATUSES]),
-    _C.daily_recording_id.is_(None),
+_BY_INSTANCE = prebuilt(
+    select(_T).where(_C.instance_id == bindparam("instance_id")).order_by(_C.created_at.desc())
 )
-_INSERT = insert(_T)
+_UNNAMED = prebuilt(
+    select(_T).where(
+        _C.meeting_id == bindparam("meeting_id"),
+        _C.type == bindparam("rec_type"),
+        _statuses(UNFINISHED_STATUSES),
+        _C.daily_recording_id.is_(None),
+    )
+)
+_DELETED_UNNAMED = prebuilt(
+    select(_T).where(
+        _C.meeting_id == bindparam("meeting_id"),
+        _C.type == bindparam("rec_type"),
+        _C.status == RecordingStatus.DELETED.value,
+        _C.daily_recording_id.is_(None),
+        _C.ready_at.is_(None),
+    )
+)
+# Sessions a ready event may finish: unnamed unfinished ones, and unnamed ones deleted after
+# Daily accepted them (started) and before they were ready.
+_READY_CANDIDATES = prebuilt(
+    select(_T).where(
+        _C.meeting_id == bindparam("meeting_id"),
+        _C.type == bindparam("rec_type"),
+        _C.daily_recording_id.is_(None),
+        or_(
+            _statuses(UNFINISHED_STATUSES),
+            and_(
+                _C.status == RecordingStatus.DELETED.value,
+                _C.ready_at.is_(None),
+                _C.started_at.is_not(None),
+            ),
+        ),
+    )
+)
+_INSERT = prebuilt(insert(_T))
 # SET is whatever columns the parameters name, besides `where_id`.
-_UPDATE = update(_T).where(_C.id == bindparam("where_id"))
+_UPDATE = prebuilt(update(_T).where(_C.id == bindparam("where_id")))
 # Also conditional on the status the caller saw: a deletion committed meanwhile must not be
 # overwritten by a ready or started event (PostgreSQL re-checks the condition after the row lock).
-_NAME_SESSION = (
+_NAME_SESSION = prebuilt(
     update(_T)
     .where(
         _C.id == bindparam("where_id"),
@@ -49,12 +88,12 @@ _NAME_SESSION = (
     )
     .returning(_C.id)
 )
-_UPDATE_UNLESS_DELETED = (
+_UPDATE_UNLESS_DELETED = prebuilt(
     update(_T)
     .where(_C.id == bindparam("where_id"), _C.status != RecordingStatus.DELETED.value)
     .returning(_C.id)
 )
-_BY_ID = select(_T).where(_C.id == bindparam("recording_id"))
+_BY_ID = prebuilt(select(_T).where(_C.id == bindparam("recording_id")))
 
 
 _TYPES: dict[str, RecordingType] = {"cloud": "cloud", "raw-tracks": "raw-tracks"}
@@ -113,15 +152,16 @@ class RecordingRepository:
     """Core statements over the recordings table, answered as `Recording` structs: the webhook
     apply runs several of these per event, and loading ORM entities cost most of its CPU."""
 
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncSession, runner: StatementRunner | None = None) -> None:
         self._s = session
+        self._run = runner or StatementRunner(session)
 
     async def _one(self, stmt: Any, **params: Any) -> Recording | None:
-        row = (await self._s.exec(stmt, params=params or None)).first()
+        row = await self._run.first(stmt, params)
         return to_recording(row) if row is not None else None
 
     async def _all(self, stmt: Any, **params: Any) -> list[Recording]:
-        return [to_recording(r) for r in (await self._s.exec(stmt, params=params or None)).all()]
+        return [to_recording(r) for r in await self._run.rows(stmt, params)]
 
     async def get_by_daily_id(self, daily_recording_id: str) -> Recording | None:
         return await self._one(_BY_DAILY_ID, daily_recording_id=daily_recording_id)
@@ -140,6 +180,10 @@ class RecordingRepository:
         """Running sessions of a meeting and type that Daily has not named yet (no Daily id)."""
         return await self._all(_UNNAMED, meeting_id=meeting_id, rec_type=rec_type)
 
+    async def ready_candidates(self, meeting_id: str, rec_type: str) -> Sequence[Recording]:
+        """In one query: unnamed_sessions, and the deleted_unnamed ones that had started."""
+        return await self._all(_READY_CANDIDATES, meeting_id=meeting_id, rec_type=rec_type)
+
     async def insert(
         self, recording: Recording, *, savepoint: bool = True, created_at: datetime | None = None
     ) -> Recording:
@@ -147,7 +191,7 @@ class RecordingRepository:
         session) leaves the transaction usable; without one, a violation fails the transaction."""
         values = _row_values(recording, created_at or utcnow())
         if not savepoint:
-            await self._s.exec(_INSERT, params=values)
+            await self._run.rowcount(_INSERT, values)
             return recording
         try:
             async with self._s.begin_nested():
@@ -158,7 +202,7 @@ class RecordingRepository:
 
     async def set_fields(self, recording_id: str, **fields: Any) -> None:
         params = _columns(fields) | {"updated_at": utcnow(), "where_id": recording_id}
-        await self._s.exec(_UPDATE, params=params)
+        await self._run.rowcount(_UPDATE, params)
 
     async def name_session(self, recording_id: str, *, expected: RecordingStatus, **fields: Any) -> bool:
         """Sets `fields` on a session Daily has not named yet (no Daily recording id) whose status is
@@ -169,13 +213,12 @@ class RecordingRepository:
             "where_id": recording_id,
             "expected_status": expected.value,
         }
-        result = await self._s.exec(_NAME_SESSION, params=params)
-        return result.first() is not None
+        return await self._run.first(_NAME_SESSION, params) is not None
 
     async def set_fields_unless_deleted(self, recording_id: str, **fields: Any) -> bool:
         """Like set_fields, except on a deleted recording (False then: nothing changed)."""
         params = _columns(fields) | {"updated_at": utcnow(), "where_id": recording_id}
-        return (await self._s.exec(_UPDATE_UNLESS_DELETED, params=params)).first() is not None
+        return await self._run.first(_UPDATE_UNLESS_DELETED, params) is not None
 
     async def get(self, recording_id: str) -> Recording | None:
         return await self._one(_BY_ID, recording_id=recording_id)
@@ -195,15 +238,7 @@ class RecordingRepository:
     async def deleted_unnamed(self, meeting_id: str, rec_type: str) -> Sequence[Recording]:
         """Sessions deleted before Daily finished them and before we learned their Daily id:
         their started or ready event must still find them (and leave them deleted)."""
-        return await self._all(
-            select(_T).where(
-                _C.meeting_id == meeting_id,
-                _C.type == rec_type,
-                _C.status == RecordingStatus.DELETED.value,
-                _C.daily_recording_id.is_(None),
-                _C.ready_at.is_(None),
-            )
-        )
+        return await self._all(_DELETED_UNNAMED, meeting_id=meeting_id, rec_type=rec_type)
 
     async def ready_before(
         self, rec_type: RecordingType, before: datetime, limit: int

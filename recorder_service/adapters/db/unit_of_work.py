@@ -14,6 +14,7 @@ from recorder_service.adapters.db.callbacks import CallbackRepository
 from recorder_service.adapters.db.deletions import DeletionRepository
 from recorder_service.adapters.db.inbox import InboxRepository
 from recorder_service.adapters.db.meetings import MeetingRepository
+from recorder_service.adapters.db.prebuilt import StatementRunner
 from recorder_service.adapters.db.recordings import RecordingRepository
 from recorder_service.adapters.db.service_state import ServiceStateRepository
 from recorder_service.errors import StorageUnavailable
@@ -22,10 +23,11 @@ from recorder_service.errors import StorageUnavailable
 class UnitOfWork:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
-        self.meetings = MeetingRepository(session)
-        self.recordings = RecordingRepository(session)
-        self.inbox = InboxRepository(session)
-        self.callbacks = CallbackRepository(session)
+        runner = StatementRunner(session)
+        self.meetings = MeetingRepository(session, runner)
+        self.recordings = RecordingRepository(session, runner)
+        self.inbox = InboxRepository(session, runner)
+        self.callbacks = CallbackRepository(session, runner)
         self.deletions = DeletionRepository(session)
         self.state = ServiceStateRepository(session)
 

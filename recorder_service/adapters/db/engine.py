@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from typing import Any
 
 from sqlalchemy import event
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 # Connections kept open per process; warm_pool opens them all at start-up, within WARM_TIMEOUT_S.
 POOL_SIZE = 10
 WARM_TIMEOUT_S = 5.0
+# A pooled connection idle for this long is pinged before it is handed out.
+PING_IDLE_S = 1.0
 
 
 def create_engine(url: str) -> AsyncEngine:
@@ -29,7 +33,37 @@ def create_engine(url: str) -> AsyncEngine:
             cur.close()
 
         return engine
-    return create_async_engine(url, pool_size=POOL_SIZE, max_overflow=10, pool_pre_ping=True, pool_timeout=10)
+    engine = create_async_engine(url, pool_size=POOL_SIZE, max_overflow=10, pool_timeout=10)
+    _ping_when_idle(engine)
+    return engine
+
+
+def _ping_when_idle(engine: AsyncEngine) -> None:
+    """Pessimistic disconnect handling, as `pool_pre_ping` does, but only for a connection that
+    sat in the pool for PING_IDLE_S or more: a database restart or an idle timeout breaks
+    connections that nobody uses, and those are the ones pinged. A connection in steady use is
+    handed out without the extra round trip (one of ~10 per webhook; docs/performance.md); if
+    the database went away in the last second, its next statement fails, the connection is
+    discarded, and the caller answers 503 or retries (Daily redelivers, the loops retry)."""
+
+    @event.listens_for(engine.sync_engine, "checkin")
+    def _checked_in(_dbapi_conn: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _checked_out(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        idle_since = record.info.pop("idle_since", None)
+        if idle_since is not None and time.monotonic() - idle_since < PING_IDLE_S:
+            return
+        try:
+            cursor = dbapi_conn.cursor()
+            try:
+                cursor.execute("SELECT 1")
+            finally:
+                cursor.close()
+        except Exception as exc:
+            # The pool discards this connection and hands out another (or opens one).
+            raise DisconnectionError("stale pooled connection") from exc
 
 
 async def warm_pool(engine: AsyncEngine) -> None:

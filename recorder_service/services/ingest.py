@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Literal
@@ -244,33 +244,62 @@ async def apply_safely(deps: IngestDeps, event_id: str) -> InboxState | None:
 async def apply_event(deps: IngestDeps, event_id: str) -> InboxState | None:
     """Applies a stored event once. Returns its resulting state (None: no such event)."""
     async with deps.db.transaction() as uow:
-        row = await uow.inbox.lock(event_id)
-        if row is None:
-            return None
-        if row.state not in APPLICABLE_STATES:
-            return row.state
-        # In the webhook's request this nests under it; in the sweep it rejoins the stored trace.
-        with deps.telemetry.tracer.start_as_current_span(
-            "webhook.apply",
-            context=parent_context(row.traceparent),
-            attributes={"daily.event_id": row.id, "daily.event_type": row.event_type or "unknown"},
-        ) as span:
-            effect = await _effect_of(uow, deps, row.body, row.source)
-            if row.event_type in deps.relayed_event_types and row.source != RECONCILER_SOURCE:
-                effect = await _relay(uow, deps, row.id, row.body, effect)
-            await uow.inbox.finish(
-                row.id,
-                effect.state,
-                meeting_id=effect.meeting_id,
-                recording_id=effect.recording_id,
-                detail=effect.detail,
-            )
-            span.set_attribute("webhook.outcome", effect.state)
-    if effect.callback_enqueued:
+        effect = await _apply_locked(uow, deps, event_id)
+    _wake(deps, [effect])
+    return effect.state if isinstance(effect, Effect) else effect
+
+
+async def apply_events(deps: IngestDeps, event_ids: Sequence[str]) -> int:
+    """Applies several stored events in one transaction (a backlog: one BEGIN and COMMIT for
+    all). If any of them fails, none is kept and each is applied on its own instead, so one bad
+    event cannot hold the others back. Returns how many were applied."""
+    if len(event_ids) == 1:
+        return int(await apply_safely(deps, event_ids[0]) == InboxState.APPLIED)
+    try:
+        async with deps.db.transaction() as uow:
+            effects = [await _apply_locked(uow, deps, event_id) for event_id in event_ids]
+    except Exception as exc:
+        log.info("a batch of %d applies failed (%s); applying them one by one", len(event_ids), exc)
+        return sum([int(await apply_safely(deps, e) == InboxState.APPLIED) for e in event_ids])
+    _wake(deps, effects)
+    return sum(1 for e in effects if isinstance(e, Effect) and e.state == InboxState.APPLIED)
+
+
+def _wake(deps: IngestDeps, effects: Sequence[Effect | InboxState | None]) -> None:
+    """After the commit: the loops that have new work are told at once."""
+    applied = [e for e in effects if isinstance(e, Effect)]
+    if any(e.callback_enqueued for e in applied):
         deps.wake_outbox()
-    if effect.deletion_queued:
+    if any(e.deletion_queued for e in applied):
         deps.wake_deletions()
-    return effect.state
+
+
+async def _apply_locked(uow: UnitOfWork, deps: IngestDeps, event_id: str) -> Effect | InboxState | None:
+    """The effect of one event, in the caller's transaction; the stored state instead when the
+    event is not (or no longer) applicable, None when there is no such event."""
+    row = await uow.inbox.lock(event_id)
+    if row is None:
+        return None
+    if row.state not in APPLICABLE_STATES:
+        return row.state
+    # In the webhook's request this nests under it; in the sweep it rejoins the stored trace.
+    with deps.telemetry.tracer.start_as_current_span(
+        "webhook.apply",
+        context=parent_context(row.traceparent),
+        attributes={"daily.event_id": row.id, "daily.event_type": row.event_type or "unknown"},
+    ) as span:
+        effect = await _effect_of(uow, deps, row.body, row.source)
+        if row.event_type in deps.relayed_event_types and row.source != RECONCILER_SOURCE:
+            effect = await _relay(uow, deps, row.id, row.body, effect)
+        await uow.inbox.finish(
+            row.id,
+            effect.state,
+            meeting_id=effect.meeting_id,
+            recording_id=effect.recording_id,
+            detail=effect.detail,
+        )
+        span.set_attribute("webhook.outcome", effect.state)
+    return effect
 
 
 async def _effect_of(uow: UnitOfWork, deps: IngestDeps, body: bytes, source: str) -> Effect:

@@ -24,10 +24,13 @@ from collections.abc import Awaitable, Callable, Iterator
 
 log = logging.getLogger(__name__)
 
-Apply = Callable[[str], Awaitable[object]]
+# Applies the ids it is given (one transaction for several when it can).
+Apply = Callable[[list[str]], Awaitable[object]]
 
 CAPACITY = 10_000
 WORKERS = 2
+# Queued events applied together, in one transaction, when that many are waiting.
+BATCH = 16
 QUIET_S = 0.02
 YIELD_S = 1.0
 DROP_REPORT_S = 30.0
@@ -98,18 +101,21 @@ class ApplyQueue:
 
     async def _work(self, apply: Apply) -> None:
         while True:
-            event_id = await self._queue.get()
-            self._busy += 1
+            batch = [await self._queue.get()]
+            while len(batch) < BATCH and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            self._busy += len(batch)
             try:
                 await self._give_way()
-                await apply(event_id)
+                await apply(batch)
             except Exception:
                 log.exception(
-                    "applying a queued event failed; the sweep retries it", extra={"event_id": event_id}
+                    "applying queued events failed; the sweep retries them", extra={"event_ids": batch}
                 )
             finally:
-                self._busy -= 1
-                self._queue.task_done()
+                self._busy -= len(batch)
+                for _ in batch:
+                    self._queue.task_done()
 
     async def _give_way(self) -> None:
         deadline = time.monotonic() + self._yield_s

@@ -22,7 +22,7 @@ from recorder_service.core.models import Recording, RecordingReady
 from recorder_service.core.statuses import RecordingStatus
 from recorder_service.errors import StorageUnavailable
 from recorder_service.services.effects import apply_ready
-from recorder_service.workers.apply_queue import ApplyQueue
+from recorder_service.workers.apply_queue import BATCH, ApplyQueue
 from tests.integration.test_webhooks import ROOM, T0, callbacks, meeting, register
 from tests.plugins.service import RunningService, ServiceFactory, service_env
 from tests.support.webhooks import envelope, post_webhook, raw_tracks, ready_payload, until_applied
@@ -206,9 +206,9 @@ async def test_queue_applies_in_order_and_drops_beyond_capacity(caplog: pytest.L
     applied: list[str] = []
     gate = asyncio.Event()
 
-    async def apply(event_id: str) -> None:
+    async def apply(event_ids: list[str]) -> None:
         await gate.wait()
-        applied.append(event_id)
+        applied.extend(event_ids)
 
     queue = ApplyQueue(capacity=3, workers=1)
     assert not queue.submit("before-start")  # not running: left to the sweep
@@ -226,14 +226,33 @@ async def test_queue_applies_in_order_and_drops_beyond_capacity(caplog: pytest.L
     assert not queue.should_apply_inline()  # a backlog: later deliveries queue behind it
     gate.set()
     await queue.close(timeout_s=5)
-    assert applied == ["e0", "e1", "e2", "e3"]
+    assert applied == ["e0", "e1", "e2", "e3"]  # e1..e3 waiting together: one batch
     assert not queue.running
+
+
+async def test_waiting_events_are_applied_in_batches_of_at_most_batch() -> None:
+    batches: list[list[str]] = []
+    gate = asyncio.Event()
+
+    async def apply(event_ids: list[str]) -> None:
+        await gate.wait()
+        batches.append(event_ids)
+
+    queue = ApplyQueue(capacity=100, workers=1)
+    queue.start(apply)
+    assert queue.submit("first")
+    await asyncio.sleep(0.05)  # taken alone: nothing else was waiting
+    ids = [f"e{n}" for n in range(BATCH + 3)]
+    assert all(queue.submit(i) for i in ids)
+    gate.set()
+    await queue.close(timeout_s=5)
+    assert batches == [["first"], ids[:BATCH], ids[BATCH:]]
 
 
 async def test_close_leaves_unfinished_work_and_stops() -> None:
     started = asyncio.Event()
 
-    async def apply(event_id: str) -> None:
+    async def apply(event_ids: list[str]) -> None:
         started.set()
         await asyncio.sleep(3600)
 

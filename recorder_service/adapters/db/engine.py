@@ -46,6 +46,8 @@ def _ping_when_idle(engine: AsyncEngine) -> None:
     the database went away in the last second, its next statement fails, the connection is
     discarded, and the caller answers 503 or retries (Daily redelivers, the loops retry)."""
 
+    dialect = engine.dialect
+
     @event.listens_for(engine.sync_engine, "checkin")
     def _checked_in(_dbapi_conn: Any, record: Any) -> None:
         record.info["idle_since"] = time.monotonic()
@@ -56,14 +58,13 @@ def _ping_when_idle(engine: AsyncEngine) -> None:
         if idle_since is not None and time.monotonic() - idle_since < PING_IDLE_S:
             return
         try:
-            cursor = dbapi_conn.cursor()
-            try:
-                cursor.execute("SELECT 1")
-            finally:
-                cursor.close()
+            # The dialect's own ping (what pool_pre_ping runs): it leaves no transaction open.
+            alive = dialect.do_ping(dbapi_conn)
         except Exception as exc:
-            # The pool discards this connection and hands out another (or opens one).
             raise DisconnectionError("stale pooled connection") from exc
+        if not alive:
+            # The pool discards this connection and hands out another (or opens one).
+            raise DisconnectionError("stale pooled connection")
 
 
 async def warm_pool(engine: AsyncEngine) -> None:

@@ -141,6 +141,15 @@ async def test_a_deleted_recording_is_404_right_after_a_cached_redirect(
         assert "location" not in gone.headers
 
 
+async def test_database_down_is_503_not_500(s3: S3Bucket, service_factory: ServiceFactory) -> None:
+    # Playback reads without a transaction (Database.read): the same mapping as everything else.
+    async with service_factory(s3_env("postgresql+psycopg://postgres@127.0.0.1:1/none", s3)) as svc:
+        r = await svc.client.get("/v1/meetings/m-1/cloud-recording", params=playback("m-1"))
+        assert r.status_code == 503
+        assert "database" in r.json()["detail"]
+        assert "postgres" not in r.json()["detail"]
+
+
 async def test_s3_down_is_503_not_500(
     db_url: str, s3_dedicated: DedicatedS3Bucket, service_factory: ServiceFactory
 ) -> None:

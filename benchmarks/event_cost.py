@@ -179,8 +179,11 @@ async def _states(dsn: str) -> dict[str, int]:
     async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
         counts: dict[str, int] = {}
         for table in ("inbox_events", "callbacks", "recordings"):
-            cur = await conn.execute(f"SELECT state, count(*) FROM {table} GROUP BY 1".replace(  # noqa: S608
-                "state", "status" if table == "recordings" else "state"))
+            cur = await conn.execute(
+                f"SELECT state, count(*) FROM {table} GROUP BY 1".replace(  # noqa: S608
+                    "state", "status" if table == "recordings" else "state"
+                )
+            )
             counts |= {f"{table}.{state}": n for state, n in await cur.fetchall()}
         return counts
 
@@ -255,7 +258,10 @@ async def callback_delivery(dsn: str, pid: int, receiver: Receiver, count: int) 
     before = len(receiver.ids)
     now = datetime.now(UTC)
     body = json.dumps({"type": "recording.cloud_ready", "data": {"bench": True}}).encode()
-    rows = [(f"msg_bench{uuid.uuid4().hex}", str(uuid.uuid4()), str(uuid.uuid4()), body, now, now) for _ in range(count)]
+    rows = [
+        (f"msg_bench{uuid.uuid4().hex}", str(uuid.uuid4()), str(uuid.uuid4()), body, now, now)
+        for _ in range(count)
+    ]
     receiver.first_at = None
     cpu_before = cpu_seconds(pid)
     async with await psycopg.AsyncConnection.connect(dsn) as conn:
@@ -279,7 +285,9 @@ def token_check_us(n: int = 20_000) -> float:
     return (time.perf_counter() - t0) / n * 1e6
 
 
-async def playback_step(url: str, pid: int, meeting_id: str, concurrency: int, duration_s: float) -> LoadResult:
+async def playback_step(
+    url: str, pid: int, meeting_id: str, concurrency: int, duration_s: float
+) -> LoadResult:
     token = mint_playback_token(PLAYBACK_SECRET, meeting_id, int(time.time()) + 3600)
     path = f"/v1/meetings/{meeting_id}/cloud-recording"
 
@@ -340,8 +348,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 )
                 print(burst.row())
 
-                cb_cpu_ms, cb_rate = await callback_delivery(dsn, proc.pid, receiver, 2000 if args.quick else 5000)
-                print(f"callback delivery alone: service CPU {cb_cpu_ms:.3f} ms per callback, {cb_rate:.0f} deliveries/s")
+                cb_cpu_ms, cb_rate = await callback_delivery(
+                    dsn, proc.pid, receiver, 2000 if args.quick else 5000
+                )
+                print(
+                    f"callback delivery alone: service CPU {cb_cpu_ms:.3f} ms per callback, {cb_rate:.0f} deliveries/s"
+                )
 
                 meeting_id = await _a_meeting_with_recording(dsn)
                 play = {c: await playback_step(proc.url, proc.pid, meeting_id, c, step_s) for c in (1, 8, 64)}
@@ -367,7 +379,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "5_token_check_us": token_us,
     }
     print()
-    print(f"1 lone webhook: {lone.cpu_ms_per_event:.2f} ms ÷ /healthz {h1:.3f} ms = {ratios['1_lone_webhook_cpu_vs_healthz']:.1f}×   (goal ≤ 5×)")
+    print(
+        f"1 lone webhook: {lone.cpu_ms_per_event:.2f} ms ÷ /healthz {h1:.3f} ms = {ratios['1_lone_webhook_cpu_vs_healthz']:.1f}x   (goal ≤ 5x)"
+    )
     print(
         f"2 applied end to end at 64: {burst.applied_per_s:.0f}/s ÷ durable ceiling {ceiling.rps:.0f}/s = "
         f"{ratios['2_applied_end_to_end_vs_ceiling_at_64']:.3f}   (goal ≥ 0.5)"
@@ -380,14 +394,18 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     print(
         f"5 playback: c=8 {play[8].rps:.0f}/s ÷ /healthz c=8 {health[8].rps:.0f}/s = "
         f"{ratios['5_playback_vs_healthz_at_8']:.0%} (goal ≥ 25 %); c=64 {play[64].rps:.0f}/s "
-        f"({ratios['5_playback_64_vs_8']:.2f}× c=8, goal ≥ 1); token check {token_us:.1f} µs (goal ≤ 20)"
+        f"({ratios['5_playback_64_vs_8']:.2f}x c=8, goal ≥ 1); token check {token_us:.1f} µs (goal ≤ 20)"
     )
     out["ratios"] = {k: round(v, 4) for k, v in ratios.items()}
     out["steps"] = (
         [r.as_dict() for r in health.values()]
         + [
-            {**e.acked.as_dict(), "catch_up_s": round(e.catch_up_s, 3), "applied_per_s": round(e.applied_per_s, 1),
-             "service_cpu_ms_per_event": round(e.cpu_ms_per_event, 3)}
+            {
+                **e.acked.as_dict(),
+                "catch_up_s": round(e.catch_up_s, 3),
+                "applied_per_s": round(e.applied_per_s, 1),
+                "service_cpu_ms_per_event": round(e.cpu_ms_per_event, 3),
+            }
             for e in (lone, eight, burst)
         ]
         + [r.as_dict() for r in play.values()]
@@ -398,14 +416,18 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
 async def _a_meeting_with_recording(dsn: str) -> str:
     async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
-        cur = await conn.execute("SELECT meeting_id FROM recordings WHERE status = 'ready' AND type = 'cloud' LIMIT 1")
+        cur = await conn.execute(
+            "SELECT meeting_id FROM recordings WHERE status = 'ready' AND type = 'cloud' LIMIT 1"
+        )
         row = await cur.fetchone()
         assert row is not None, "no ready cloud recording"
         return str(row[0])
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="2 s per step (the 64-sender burst stays 5 s)")
     parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args()

@@ -110,6 +110,7 @@ async def run(args: argparse.Namespace) -> None:
                             concurrency=c,
                             duration_s=duration_s,
                             ok=lambda status: status == 307,
+                            service_pid=proc.pid,
                         )
                     print(res.row())
                     results.append(res)
@@ -117,7 +118,12 @@ async def run(args: argparse.Namespace) -> None:
                 for c in CONCURRENCIES[1:]:
                     async with make_session(c, proc.url) as session:
                         health[c] = await closed_loop(
-                            "GET /healthz", session, healthz, concurrency=c, duration_s=duration_s
+                            "GET /healthz",
+                            session,
+                            healthz,
+                            concurrency=c,
+                            duration_s=duration_s,
+                            service_pid=proc.pid,
                         )
                     print(health[c].row())
         per_presign_s = await presign_cost(endpoint, bucket, 500 if args.quick else 3000)

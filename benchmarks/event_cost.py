@@ -380,7 +380,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     }
     print()
     print(
-        f"1 lone webhook: {lone.cpu_ms_per_event:.2f} ms ÷ /healthz {h1:.3f} ms = {ratios['1_lone_webhook_cpu_vs_healthz']:.1f}×   (goal ≤ 5×)"
+        f"1 lone webhook: {lone.cpu_ms_per_event:.2f} ms ÷ /healthz {h1:.3f} ms = {ratios['1_lone_webhook_cpu_vs_healthz']:.1f}x   (goal ≤ 5x)"
     )
     print(
         f"2 applied end to end at 64: {burst.applied_per_s:.0f}/s ÷ durable ceiling {ceiling.rps:.0f}/s = "
@@ -394,7 +394,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     print(
         f"5 playback: c=8 {play[8].rps:.0f}/s ÷ /healthz c=8 {health[8].rps:.0f}/s = "
         f"{ratios['5_playback_vs_healthz_at_8']:.0%} (goal ≥ 25 %); c=64 {play[64].rps:.0f}/s "
-        f"({ratios['5_playback_64_vs_8']:.2f}× c=8, goal ≥ 1); token check {token_us:.1f} µs (goal ≤ 20)"
+        f"({ratios['5_playback_64_vs_8']:.2f}x c=8, goal ≥ 1); token check {token_us:.1f} µs (goal ≤ 20)"
     )
     out["ratios"] = {k: round(v, 4) for k, v in ratios.items()}
     out["steps"] = (

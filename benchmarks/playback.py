@@ -1,8 +1,12 @@
 """Playback redirects: `GET /v1/meetings/{id}/cloud-recording` (307 to a presigned S3 URL) per
-second and latency, with a moto S3 server; and, separately, what presigning alone costs
-(`RecordingStorage.presign_playback`, in this process).
+second and latency, with a moto S3 server, against `GET /healthz` at the same concurrency in the
+same run; and, separately, what presigning alone costs (`RecordingStorage.presign_playback`, in
+this process; a repeated key is served from its reuse cache, so each URL here is a new key).
 
-    uv run python benchmarks/playback.py [--quick]
+    uv run python benchmarks/playback.py [--quick] [--redis]
+
+`--redis`: the rate limiter on Redis (127.0.0.1:6379), as deployed; without it the service
+counts in-process. Background loops are off (event_cost.py runs them).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import httpx
 from harness import (
     AUTH,
     PLAYBACK_SECRET,
+    REDIS_URL,
     bench_database,
     closed_loop,
     free_port,
@@ -33,6 +38,7 @@ from harness import (
 )
 from harness import run as harness_run
 from moto.server import ThreadedMotoServer
+from webhook_ingest import healthz
 
 from recorder_service.adapters.storage import RecordingStorage
 from recorder_service.client import mint_playback_token
@@ -70,6 +76,7 @@ async def run(args: argparse.Namespace) -> None:
                 RECORDER_REDIS_PREFIX=redis_prefix(),
                 RECORDER_S3_BUCKET=bucket,
                 RECORDER_S3_ENDPOINT_URL=endpoint,
+                **({"RECORDER_REDIS_URL": REDIS_URL} if args.redis else {}),
             )
             proc = spawn_service(env)
             async with running([proc]):
@@ -103,11 +110,29 @@ async def run(args: argparse.Namespace) -> None:
                             concurrency=c,
                             duration_s=duration_s,
                             ok=lambda status: status == 307,
+                            service_pid=proc.pid,
                         )
                     print(res.row())
                     results.append(res)
+                health = {}
+                for c in CONCURRENCIES[1:]:
+                    async with make_session(c, proc.url) as session:
+                        health[c] = await closed_loop(
+                            "GET /healthz",
+                            session,
+                            healthz,
+                            concurrency=c,
+                            duration_s=duration_s,
+                            service_pid=proc.pid,
+                        )
+                    print(health[c].row())
         per_presign_s = await presign_cost(endpoint, bucket, 500 if args.quick else 3000)
         single = results[0]
+        by_c = dict(zip(CONCURRENCIES, results, strict=True))
+        print(
+            f"redirects ÷ /healthz, same run: c=8 {by_c[8].rps / health[8].rps:.0%}, "
+            f"c=64 {by_c[64].rps / health[64].rps:.0%}; redirects c=64 ÷ c=8 {by_c[64].rps / by_c[8].rps:.2f}"
+        )
         print(f"presign_playback alone: {per_presign_s * 1e3:.3f} ms per URL (in-process, no network I/O)")
         print(
             f"share of a redirect at c=1: {per_presign_s / (single.pct_ms(0.5) / 1e3):.0%} of p50; "
@@ -122,6 +147,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--quick", action="store_true", help="2 s per step")
+    parser.add_argument("--redis", action="store_true", help="rate limiter on Redis, as deployed")
     harness_run(run(parser.parse_args()))
 
 

@@ -14,7 +14,12 @@ from recorder_service.errors import RecorderError
 from recorder_service.http.admin import AdminController
 from recorder_service.http.daily_webhook import DailyWebhookController
 from recorder_service.http.errors import handle_recorder_error, handle_unexpected
-from recorder_service.http.meetings import MeetingsController, PlaybackController, StartController
+from recorder_service.http.meetings import (
+    PLAYBACK_PATHS,
+    MeetingsController,
+    PlaybackController,
+    StartController,
+)
 from recorder_service.http.ops import MetricsPortSplit, healthz, metrics, readyz
 from recorder_service.resources import freeze_startup_heap, open_resources
 from recorder_service.settings import Settings
@@ -24,8 +29,14 @@ from recorder_service.telemetry.asgi import route_named_config
 MAX_BODY_BYTES = 1024 * 1024
 
 # Probes and scrapes would drown the traces; they are not what anyone debugs. The webhook
-# route traces itself, more cheaply (http/tracing.py).
-_UNTRACED_PATHS = ["^/healthz$", "^/readyz$", "^/metrics$", f"^{DailyWebhookController.path}$"]
+# route and the playback redirect trace themselves, more cheaply (http/tracing.py).
+_UNTRACED_PATHS = [
+    "^/healthz$",
+    "^/readyz$",
+    "^/metrics$",
+    f"^{DailyWebhookController.path}$",
+    PLAYBACK_PATHS,
+]
 
 
 def create_app(

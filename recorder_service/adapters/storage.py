@@ -10,6 +10,9 @@ URL proves nothing about the store. `ensure_reachable()` answers from a recent s
 in-flight ping between concurrent callers. Trade-off: the store may have gone down up to
 `reachability_ttl_s` ago and playback still answers 307; failures are never cached, so
 recovery is seen on the next call. Callers that must be exact use `ping()` or a TTL of 0.
+
+Presigned URLs are reused for up to a minute (adapters/presign_cache.py): each is signed for
+its TTL plus that window, so a URL handed out always has at least the TTL asked for left.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from botocore.exceptions import (
 )
 from opentelemetry.trace import SpanKind
 
+from recorder_service.adapters.presign_cache import PresignCache, reuse_width_s
 from recorder_service.errors import StorageUnavailable
 from recorder_service.telemetry import Telemetry, disabled_telemetry
 
@@ -65,7 +69,9 @@ class RecordingStorage:
         reachability_ttl_s: float = DEFAULT_REACHABILITY_TTL_S,
         monotonic: Callable[[], float] = time.monotonic,
         telemetry: Telemetry | None = None,
+        presign_cache: PresignCache | None = None,
     ) -> None:
+        self._presigned = presign_cache if presign_cache is not None else PresignCache()
         self._tracer = (telemetry or disabled_telemetry()).tracer
         self._client = client
         self.bucket = bucket
@@ -113,22 +119,34 @@ class RecordingStorage:
     ) -> str:
         # Daily's keys have no extension: the response overrides make S3 label the bytes
         # so a browser's media element plays them inline. No network I/O happens here.
+        # A URL signed moments ago for the same object is reused (adapters/presign_cache.py):
+        # it is signed for ttl_s + width and handed out only while younger than width.
         bucket = self._require_bucket()
+        disposition = inline_disposition(filename)
+        cache_key = (bucket, key, content_type, disposition, ttl_s)
+        cached = self._presigned.get(cache_key)
+        if cached is not None:
+            return cached
         params = {
             "Bucket": bucket,
             "Key": key,
             "ResponseContentType": content_type,
-            "ResponseContentDisposition": inline_disposition(filename),
+            "ResponseContentDisposition": disposition,
         }
         try:
             # The span carries neither the key's signature nor the URL: both grant access.
             with self._tracer.start_as_current_span("s3.presign", attributes={"s3.bucket": bucket}):
-                return await self._client.generate_presigned_url("get_object", Params=params, ExpiresIn=ttl_s)
+                signed_at = self._presigned.now()
+                url = await self._client.generate_presigned_url(
+                    "get_object", Params=params, ExpiresIn=ttl_s + reuse_width_s(ttl_s)
+                )
         except (NoCredentialsError, PartialCredentialsError) as exc:
             raise StorageNotConfigured("no AWS credentials found for the S3 store") from exc
         except BotoCoreError as exc:
             # Refreshable credentials (STS, instance role) may need the network to renew.
             raise StorageUnavailable("could not sign an S3 URL") from exc
+        self._presigned.put(cache_key, url, signed_at)
+        return url
 
     async def ping(self) -> None:
         bucket = self._require_bucket()

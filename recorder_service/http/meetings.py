@@ -37,6 +37,7 @@ from recorder_service.http.schemas import (
     as_utc,
     meeting_recordings,
 )
+from recorder_service.http.tracing import LeanPlaybackTracing
 from recorder_service.resources import Resources
 from recorder_service.services.deletions import delete_recordings
 from recorder_service.services.ingest import apply_pending
@@ -73,6 +74,9 @@ class StartController(Controller):
         )
 
 
+# The redirect only, not `.../cloud-recording/link` (MeetingsController, generic tracing).
+PLAYBACK_PATHS = r"^/v1/meetings/[^/]+/cloud-recording/?$"
+
 RecordingSelector = Annotated[
     str | None, QueryParameter(description="our recording id or Daily's recording id")
 ]
@@ -80,6 +84,9 @@ RecordingSelector = Annotated[
 
 class PlaybackController(Controller):
     path = "/v1/meetings/{meeting_id:str}/cloud-recording"
+    # Traces itself, as the webhook route does (http/tracing.py); app.py excludes PLAYBACK_PATHS
+    # from the generic middleware.
+    middleware = [LeanPlaybackTracing]
     guards = [valid_meeting_id, rate_limit]
     tags = ["public"]
 

@@ -1,12 +1,15 @@
-"""The webhook route's own server span and latency histogram, instead of the generic ASGI
-instrumentation.
+"""The webhook and playback routes' own server span and latency histogram, instead of the
+generic ASGI instrumentation.
 
 `POST /v1/daily/webhook` is the service's hottest path. There the generic OpenTelemetry ASGI
 middleware costs as much CPU as verifying and storing the webhook together (docs/performance.md).
 This middleware records only what an operator uses: one
 SERVER span named after the route that continues the sender's `traceparent` (it carries
 `webhook.signature_valid`; the store and apply spans nest under it), and
-`recorder.webhook.request.duration` by status code."""
+`recorder.webhook.request.duration` by status code. The anonymous playback redirect
+(`GET /v1/meetings/{id}/cloud-recording`) does the same with `recorder.playback.request.duration`:
+there the generic middleware was a tenth of the redirect's CPU once its read and presigning were
+lean."""
 
 from __future__ import annotations
 
@@ -23,6 +26,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from recorder_service.http.errors import status_for
 from recorder_service.resources import Resources
+from recorder_service.telemetry.instruments import Instruments
 
 _PROPAGATED = (b"traceparent", b"tracestate", b"baggage")
 
@@ -32,6 +36,9 @@ class LeanServerTracing:
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+
+    def record(self, instruments: Instruments, status: int, duration_s: float) -> None:
+        instruments.record_webhook_request(status, duration_s)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         res: Resources = scope["litestar_app"].state.resources
@@ -66,4 +73,11 @@ class LeanServerTracing:
                 span.set_attribute(HTTP_RESPONSE_STATUS_CODE, status)
                 if status >= 500:
                     span.set_status(Status(StatusCode.ERROR))
-                telemetry.instruments.record_webhook_request(status, time.perf_counter() - started)
+                self.record(telemetry.instruments, status, time.perf_counter() - started)
+
+
+class LeanPlaybackTracing(LeanServerTracing):
+    """The same for the playback redirect: `recorder.playback.request.duration`."""
+
+    def record(self, instruments: Instruments, status: int, duration_s: float) -> None:
+        instruments.record_playback_request(status, duration_s)

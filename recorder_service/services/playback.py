@@ -57,8 +57,9 @@ def check_playback_token(
 
 
 async def _playable(db: Database, meeting_id: str, selector: str | None) -> Recording:
-    async with db.transaction() as uow:
-        recording = await uow.recordings.latest_ready_cloud(meeting_id, selector)
+    # One SELECT: no transaction around it (hot path: every playback redirect).
+    async with db.read() as reads:
+        recording = await reads.recordings.latest_ready_cloud(meeting_id, selector)
     if recording is None or recording.s3_key is None:
         raise RecordingNotFound(f"meeting {meeting_id} has no ready cloud recording")
     return recording

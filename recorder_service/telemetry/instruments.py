@@ -83,6 +83,12 @@ class Instruments:
             description="Time to answer Daily's webhook requests, by status code",
             explicit_bucket_boundaries_advisory=list(_WEBHOOK_BUCKETS_S),
         )
+        self._playback_duration = meter.create_histogram(
+            "recorder.playback.request.duration",
+            unit="s",
+            description="Time to answer playback redirects (GET/HEAD cloud-recording), by status code",
+            explicit_bucket_boundaries_advisory=list(_WEBHOOK_BUCKETS_S),
+        )
         self._budget_grants = meter.create_counter(
             "recorder.daily.start_budget.grants",
             description="Start calls to Daily granted by the deployment's start budget, by kind (first, retry)",
@@ -154,6 +160,9 @@ class Instruments:
 
     def record_webhook_request(self, status_code: int, duration_s: float) -> None:
         self._webhook_duration.record(duration_s, {"http_status_code": status_code})
+
+    def record_playback_request(self, status_code: int, duration_s: float) -> None:
+        self._playback_duration.record(duration_s, {"http_status_code": status_code})
 
     def record_daily_request(self, operation: str, status: str, duration_s: float) -> None:
         attributes = {"operation": operation, "status": status}

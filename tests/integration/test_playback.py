@@ -50,7 +50,8 @@ async def test_redirect_serves_the_recording_inline_as_mp4(
         r = await svc.client.get("/v1/meetings/m-1/cloud-recording", params=playback("m-1"))
         assert r.status_code == 307
         location = r.headers["location"]
-        assert "X-Amz-Expires=900" in location
+        # Signed for the TTL plus the reuse window (≤ TTL/10, ≤ 60 s): never less than promised.
+        assert "X-Amz-Expires=960" in location
         max_age = int(r.headers["cache-control"].split("max-age=")[1])
         assert 0 <= max_age < 900
         async with httpx.AsyncClient() as plain:
@@ -120,6 +121,33 @@ async def test_nothing_ready_is_404(db_url: str, s3: S3Bucket, service_factory: 
         assert r.status_code == 404
         assert r.json()["status_code"] == 404
         assert (await svc.client.get("/v1/meetings/bad id!/cloud-recording")).status_code == 400
+
+
+async def test_a_deleted_recording_is_404_right_after_a_cached_redirect(
+    db_url: str, s3: S3Bucket, service_factory: ServiceFactory
+) -> None:
+    await s3.put("k/gone", VIDEO)
+    async with service_factory(s3_env(db_url, s3)) as svc:
+        await register(svc, "m-1")
+        await make_ready(svc.client, "k/gone")
+        first = await svc.client.get("/v1/meetings/m-1/cloud-recording", params=playback("m-1"))
+        again = await svc.client.get("/v1/meetings/m-1/cloud-recording", params=playback("m-1"))
+        assert first.status_code == again.status_code == 307
+        assert again.headers["location"] == first.headers["location"]  # served from the cache
+        r = await svc.client.delete("/v1/meetings/m-1/recordings", headers=AUTH)
+        assert r.status_code == 202
+        gone = await svc.client.get("/v1/meetings/m-1/cloud-recording", params=playback("m-1"))
+        assert gone.status_code == 404
+        assert "location" not in gone.headers
+
+
+async def test_database_down_is_503_not_500(s3: S3Bucket, service_factory: ServiceFactory) -> None:
+    # Playback reads without a transaction (Database.read): the same mapping as everything else.
+    async with service_factory(s3_env("postgresql+psycopg://postgres@127.0.0.1:1/none", s3)) as svc:
+        r = await svc.client.get("/v1/meetings/m-1/cloud-recording", params=playback("m-1"))
+        assert r.status_code == 503
+        assert "database" in r.json()["detail"]
+        assert "postgres" not in r.json()["detail"]
 
 
 async def test_s3_down_is_503_not_500(

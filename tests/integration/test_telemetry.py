@@ -31,7 +31,7 @@ from tests.integration.test_start import register as register_start_meeting
 from tests.integration.test_start import start
 from tests.integration.test_webhooks import register as register_webhook_meeting
 from tests.plugins.receiver import CallbackReceiver
-from tests.plugins.service import RunningService, service_env
+from tests.plugins.service import AUTH, RunningService, playback, service_env
 from tests.plugins.simulator import DailySim
 from tests.support.webhooks import envelope, post_webhook
 
@@ -321,3 +321,33 @@ async def test_the_webhook_route_has_one_server_span_with_its_status(postgres_db
 
 def _status(span: ReadableSpan) -> int:
     return cast(int, (span.attributes or {}).get("http.response.status_code", 0))
+
+
+async def test_the_playback_redirect_has_one_server_span_with_its_status(postgres_db_url: str) -> None:
+    """The playback redirect traces itself like the webhook route: one SERVER span named by
+    route, its status, `recorder.playback.request.duration`; `.../link` keeps the generic span."""
+    async with traced_service(service_env(postgres_db_url)) as t:
+        path = "/v1/meetings/m-x/cloud-recording"
+        missing = await t.svc.client.get(path)
+        unknown = await t.svc.client.get(path, params=playback("m-x"))
+        assert (missing.status_code, unknown.status_code) == (401, 404)
+        link = await t.svc.client.get(f"{path}/link", headers=AUTH)
+        assert link.status_code == 404
+        template = "/v1/meetings/{meeting_id}/cloud-recording"
+        await t.wait_span(lambda s: server_span("GET", f"{template}/link")(s))
+        servers = [
+            s
+            for s in t.spans.get_finished_spans()
+            if s.kind == SpanKind.SERVER and "cloud-recording" in s.name
+        ]
+        redirects = sorted((s for s in servers if s.name == f"GET {template}"), key=_status)
+        assert [_status(s) for s in redirects] == [401, 404]
+        assert [s.name for s in servers if s.name.endswith("/link")] == [f"GET {template}/link"]
+        text = (await t.svc.client.get("/metrics")).text
+        assert (
+            _sample(text, "recorder_playback_request_duration_seconds_count", 'http_status_code="401"') == 1
+        )
+        assert (
+            _sample(text, "recorder_playback_request_duration_seconds_count", 'http_status_code="404"') == 1
+        )
+        assert 'http_target="/v1/meetings/m-x/cloud-recording"' not in text  # not counted twice

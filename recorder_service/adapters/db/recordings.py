@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import and_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from recorder_service.adapters.db.prebuilt import StatementRunner, prebuilt
@@ -94,6 +95,40 @@ _UPDATE_UNLESS_DELETED = prebuilt(
     .returning(_C.id)
 )
 _BY_ID = prebuilt(select(_T).where(_C.id == bindparam("recording_id")))
+# Playback's read, one per redirect: the latest ready cloud recording, or the one picked by our
+# id or Daily's.
+_LATEST_READY_CLOUD = (
+    select(_T)
+    .where(
+        _C.meeting_id == bindparam("meeting_id"),
+        _C.type == "cloud",
+        _C.status == RecordingStatus.READY.value,
+        _C.s3_key.is_not(None),
+    )
+    .order_by(_C.start_ts.desc(), _C.ready_at.desc())
+    .limit(1)
+)
+_LATEST_READY_CLOUD_PICKED = _LATEST_READY_CLOUD.where(
+    (_C.id == bindparam("selector")) | (_C.daily_recording_id == bindparam("selector"))
+)
+
+
+def _latest_ready_cloud_query(meeting_id: str, selector: str | None) -> tuple[Any, dict[str, str]]:
+    if selector is None:
+        return _LATEST_READY_CLOUD, {"meeting_id": meeting_id}
+    return _LATEST_READY_CLOUD_PICKED, {"meeting_id": meeting_id, "selector": selector}
+
+
+class RecordingReads:
+    """Single reads on a connection without a transaction (`Database.read()`)."""
+
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._conn = connection
+
+    async def latest_ready_cloud(self, meeting_id: str, selector: str | None = None) -> Recording | None:
+        stmt, params = _latest_ready_cloud_query(meeting_id, selector)
+        row = (await self._conn.execute(stmt, params)).first()
+        return to_recording(row) if row is not None else None
 
 
 _TYPES: dict[str, RecordingType] = {"cloud": "cloud", "raw-tracks": "raw-tracks"}
@@ -278,15 +313,8 @@ class RecordingRepository:
         )
 
     async def latest_ready_cloud(self, meeting_id: str, selector: str | None = None) -> Recording | None:
-        stmt = select(_T).where(
-            _C.meeting_id == meeting_id,
-            _C.type == "cloud",
-            _C.status == RecordingStatus.READY.value,
-            _C.s3_key.is_not(None),
-        )
-        if selector is not None:
-            stmt = stmt.where((_C.id == selector) | (_C.daily_recording_id == selector))
-        return await self._one(stmt.order_by(_C.start_ts.desc(), _C.ready_at.desc()).limit(1))
+        stmt, params = _latest_ready_cloud_query(meeting_id, selector)
+        return await self._one(stmt, **params)
 
     async def availability(self, meeting_ids: Sequence[str]) -> dict[str, Availability]:
         """One query for all ids: the latest ready cloud recording per meeting."""

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Iterator
 
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from recorder_service.adapters.db.callbacks import CallbackRepository
@@ -15,7 +15,7 @@ from recorder_service.adapters.db.deletions import DeletionRepository
 from recorder_service.adapters.db.inbox import InboxRepository
 from recorder_service.adapters.db.meetings import MeetingRepository
 from recorder_service.adapters.db.prebuilt import StatementRunner
-from recorder_service.adapters.db.recordings import RecordingRepository
+from recorder_service.adapters.db.recordings import RecordingReads, RecordingRepository
 from recorder_service.adapters.db.service_state import ServiceStateRepository
 from recorder_service.errors import StorageUnavailable
 
@@ -30,6 +30,13 @@ class UnitOfWork:
         self.callbacks = CallbackRepository(session, runner)
         self.deletions = DeletionRepository(session)
         self.state = ServiceStateRepository(session)
+
+
+class Reads:
+    """Single statements on a pooled connection in autocommit: no BEGIN, no COMMIT."""
+
+    def __init__(self, connection: AsyncConnection) -> None:
+        self.recordings = RecordingReads(connection)
 
 
 @contextlib.contextmanager
@@ -58,3 +65,13 @@ class Database:
         with storage_errors():
             async with self._sessions() as session, session.begin():
                 yield UnitOfWork(session)
+
+    @contextlib.asynccontextmanager
+    async def read(self) -> AsyncIterator[Reads]:
+        """For one read that needs no snapshot shared with another: the statement runs on its
+        own (autocommit), without the round trips of BEGIN and COMMIT. The pool hands out
+        only connections it reset (rolled back); pre-ping still guards against dead ones."""
+        with storage_errors():
+            async with self.engine.connect() as connection:
+                await connection.execution_options(isolation_level="AUTOCOMMIT")
+                yield Reads(connection)

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import os
 import sys
+import types
 from collections.abc import Sequence
+from typing import Any
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -64,8 +67,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def defer_httpx_cli() -> None:
+    """httpx's package __init__ imports its own command-line client (click, rich, pygments:
+    about 6 MB resident in every process) whenever those are installed, and Litestar's CLI
+    installs them. No command here runs `httpx` as a program, so a stand-in takes the place of
+    `httpx._main` before httpx is first imported; `httpx.main()` still works (it loads the real
+    client on its first call). Only this process's entry point does this: the library
+    (recorder_service.client) leaves its host's imports alone."""
+    if "httpx" in sys.modules or "httpx._main" in sys.modules:
+        return
+    stand_in = types.ModuleType("httpx._main", "stand-in until httpx.main() is called (recorder_service.cli)")
+
+    def main(*args: Any, **kwargs: Any) -> Any:
+        if sys.modules.get("httpx._main") is stand_in:
+            del sys.modules["httpx._main"]
+        return importlib.import_module("httpx._main").main(*args, **kwargs)
+
+    stand_in.main = main  # type: ignore[attr-defined]
+    sys.modules["httpx._main"] = stand_in
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    defer_httpx_cli()
     from recorder_service import commands  # imported late: --help stays fast
 
     return (

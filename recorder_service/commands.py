@@ -44,11 +44,12 @@ def init_telemetry(env: Mapping[str, str]) -> Telemetry:
 def serve(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     import uvicorn
 
-    from recorder_service.adapters.db.migrate import upgrade
     from recorder_service.app import create_app
 
     settings = configure(env)
     if settings.database_url.startswith("sqlite"):
+        from recorder_service.adapters.db.migrate import upgrade
+
         upgrade(settings.database_url)  # embedded default: the file is ours to create
     elif not asyncio.run(schema_is_current(settings.database_url)):
         print(
@@ -91,12 +92,13 @@ def _listening(host: str, port: int) -> socket.socket:
 
 
 async def schema_is_current(database_url: str) -> bool:
+    # Not alembic: it would stay imported, ~8 MB, for the life of `serve` (adapters/db/schema_version.py).
+    from recorder_service.adapters.db import schema_version
     from recorder_service.adapters.db.engine import create_engine
-    from recorder_service.adapters.db.migrate import current_revision, head_revision
 
     engine = create_engine(database_url)
     try:
-        return await current_revision(engine) == head_revision(database_url)
+        return await schema_version.schema_is_current(engine, database_url)
     finally:
         await engine.dispose()
 

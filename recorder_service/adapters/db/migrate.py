@@ -14,13 +14,9 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from recorder_service.adapters.db.schema_version import migrations_dir
 
-def migrations_dir() -> Path:
-    package = Path(__file__).resolve().parents[2]
-    for candidate in (package / "migrations", package.parent / "migrations"):
-        if (candidate / "env.py").is_file():
-            return candidate
-    raise FileNotFoundError("migrations directory not found next to recorder_service")
+__all__ = ["current_revision", "downgrade", "head_revision", "migrations_dir", "upgrade", "upgrade_async"]
 
 
 def alembic_config(database_url: str) -> Config:

@@ -118,7 +118,7 @@ async def deliver_due(
     sender: CallbackSender,
     owner: str,
     stop: asyncio.Event,
-    schedule: _Schedule | None = None,
+    schedule: _Schedule,
 ) -> int:
     """Claims a batch of due callbacks, attempts each once, and records every outcome in one
     transaction. Returns how many were claimed."""
@@ -162,9 +162,8 @@ async def deliver_due(
 
     attempts = [a for a in await asyncio.gather(*(one(row) for row in batch)) if a is not None]
     retries = await _record(res, owner, attempts)
-    if schedule is not None:
-        for retry_at in retries:
-            schedule.retry_at(retry_at)
+    for retry_at in retries:
+        schedule.retry_at(retry_at)
     return len(batch)
 
 

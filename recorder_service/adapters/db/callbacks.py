@@ -190,13 +190,6 @@ class CallbackRepository:
         )
         return [_view(row) for row in (await self._s.exec(stmt)).all()]
 
-    async def pending_stats(self) -> tuple[int, datetime | None]:
-        count, oldest, _due = await self.backlog()
-        return count, oldest
-
-    async def next_due_at(self) -> datetime | None:
-        return (await self.backlog())[2]
-
     async def backlog(self) -> tuple[int, datetime | None, datetime | None]:
         """Pending callbacks: how many, the oldest one's creation, the earliest next attempt."""
         row = await self._run.first(_BACKLOG)

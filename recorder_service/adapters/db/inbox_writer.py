@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import logging
 
-import psycopg
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from recorder_service.adapters.db.inbox import (
@@ -27,6 +26,7 @@ from recorder_service.adapters.db.inbox import (
     pg_batch_insert,
     pg_batch_parameters,
 )
+from recorder_service.adapters.db.prebuilt import broken_is_unavailable, driver_of
 from recorder_service.adapters.db.unit_of_work import storage_errors
 from recorder_service.errors import StorageUnavailable
 
@@ -149,16 +149,10 @@ class InboxWriter:
 async def _insert_postgres(conn: AsyncConnection, records: list[InboxRecord]) -> set[str]:
     """The batch as one INSERT on the driver's own connection: no SQLAlchemy statement layer
     on the path that is a fifth of a webhook's CPU."""
-    driver = (await conn.get_raw_connection()).driver_connection
-    assert isinstance(driver, psycopg.AsyncConnection)
-    try:
+    driver = await driver_of(conn)
+    async with broken_is_unavailable(conn, driver):
         cursor = await driver.execute(pg_batch_insert(len(records)), pg_batch_parameters(records))
         return {row[0] for row in await cursor.fetchall()}
-    except psycopg.Error as exc:
-        if driver.closed or driver.broken:
-            await conn.invalidate()
-            raise StorageUnavailable("database unavailable") from exc
-        raise
 
 
 def _settle(batch: list[_Waiter], exc: BaseException) -> None:

@@ -15,7 +15,8 @@ SQLAlchemy would have raised (IntegrityError), or StorageUnavailable when the co
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import contextlib
+from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,6 +24,7 @@ import psycopg
 from psycopg.rows import namedtuple_row
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from recorder_service.errors import StorageUnavailable
@@ -87,7 +89,7 @@ class StatementRunner:
         self._s = session
         self._dialect = session.get_bind().dialect
         self._postgres = self._dialect.name == "postgresql"
-        self._driver: psycopg.AsyncConnection[Any] | None = None
+        self._connections: tuple[AsyncConnection, psycopg.AsyncConnection[Any]] | None = None
 
     @property
     def dialect_name(self) -> str:
@@ -116,25 +118,40 @@ class StatementRunner:
     async def _on_driver(self, stmt: Any, params: Mapping[str, Any]) -> tuple[int, list[Any]]:
         prepared = _compiled(stmt, tuple(sorted(params)), self._dialect)
         sql, values = prepared.sql, prepared.parameters(params)
-        driver = await self._connection()
+        if self._connections is None:
+            conn = await self._s.connection()  # the transaction's: fixed until it ends
+            self._connections = conn, await driver_of(conn)
+        conn, driver = self._connections
         try:
-            async with driver.cursor(row_factory=namedtuple_row) as cur:
+            async with (
+                broken_is_unavailable(conn, driver),
+                driver.cursor(row_factory=namedtuple_row) as cur,
+            ):
                 await cur.execute(sql, values)
                 rows = [_aware(r) for r in await cur.fetchall()] if cur.description else []
                 return cur.rowcount, rows
-        except psycopg.Error as exc:
-            if driver.closed or driver.broken:
-                conn = await self._s.connection()
-                await conn.invalidate()
-                raise StorageUnavailable("database unavailable") from exc
-            if isinstance(exc, psycopg.IntegrityError):
-                raise IntegrityError(sql, values, exc) from exc
-            raise
+        except psycopg.IntegrityError as exc:
+            raise IntegrityError(sql, values, exc) from exc
 
-    async def _connection(self) -> psycopg.AsyncConnection[Any]:
-        if self._driver is None:
-            conn = await self._s.connection()
-            driver = (await conn.get_raw_connection()).driver_connection
-            assert isinstance(driver, psycopg.AsyncConnection)
-            self._driver = driver
-        return self._driver
+
+async def driver_of(conn: AsyncConnection) -> psycopg.AsyncConnection[Any]:
+    """The psycopg connection under a SQLAlchemy connection (PostgreSQL engines only)."""
+    driver = (await conn.get_raw_connection()).driver_connection
+    assert isinstance(driver, psycopg.AsyncConnection)
+    return driver
+
+
+@contextlib.asynccontextmanager
+async def broken_is_unavailable(
+    conn: AsyncConnection, driver: psycopg.AsyncConnection[Any]
+) -> AsyncIterator[None]:
+    """Around statements sent on `driver` directly: if it broke (database restart, network),
+    SQLAlchemy's pool is told to discard `conn` and the caller gets StorageUnavailable, as
+    `storage_errors()` gives for statements sent through SQLAlchemy. Other errors pass."""
+    try:
+        yield
+    except psycopg.Error as exc:
+        if driver.closed or driver.broken:
+            await conn.invalidate()
+            raise StorageUnavailable("database unavailable") from exc
+        raise

@@ -312,10 +312,6 @@ class RecordingRepository:
             delete(_T).where(_C.id == recording_id, _C.status == RecordingStatus.STARTING.value)
         )
 
-    async def latest_ready_cloud(self, meeting_id: str, selector: str | None = None) -> Recording | None:
-        stmt, params = _latest_ready_cloud_query(meeting_id, selector)
-        return await self._one(stmt, **params)
-
     async def availability(self, meeting_ids: Sequence[str]) -> dict[str, Availability]:
         """One query for all ids: the latest ready cloud recording per meeting."""
         ranked = (

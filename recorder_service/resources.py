@@ -31,7 +31,7 @@ from recorder_service.adapters.storage import RecordingStorage
 from recorder_service.core.daily_signature import DailyWebhookVerifier
 from recorder_service.core.playback_tokens import PlaybackTokens
 from recorder_service.services.deletions import DeletionDeps
-from recorder_service.services.ingest import IngestDeps, apply_events
+from recorder_service.services.ingest import IngestDeps, apply_events, pending_event_ids
 from recorder_service.services.starts import StartDeps, StartPolicy
 from recorder_service.settings import Settings
 from recorder_service.telemetry import Telemetry
@@ -215,7 +215,10 @@ async def open_resources(
                 else None,
             )
             await warm_pool(engine)
-            apply_queue.start(lambda event_ids: apply_events(ingest, event_ids))
+            apply_queue.start(
+                lambda event_ids: apply_events(ingest, event_ids),
+                refill=lambda limit: pending_event_ids(ingest, limit),
+            )
             try:
                 yield res
             finally:

@@ -367,6 +367,13 @@ async def ingest_found_recording(deps: IngestDeps, ready: RecordingReady) -> str
 SWEEP_HORIZON = timedelta(days=7)
 
 
+async def pending_event_ids(deps: IngestDeps, limit: int) -> Sequence[str]:
+    """Up to `limit` stored events still pending, oldest first: what the apply queue reads back
+    after it dropped ids in a burst (orphans wait for their meeting, not for the queue)."""
+    async with deps.db.transaction() as uow:
+        return await uow.inbox.applicable_ids(states=(InboxState.PENDING,), limit=limit)
+
+
 async def apply_pending(deps: IngestDeps, *, room_name: str | None = None, older_than_s: float = 0.0) -> int:
     """Re-applies pending and orphan events (after a meeting registers, and periodically)."""
     cutoff = (

@@ -12,7 +12,11 @@ flight for QUIET_S, but never longer than YIELD_S per event, so a sustained burs
 progress (≥ WORKERS / YIELD_S events a second) while acknowledgements keep their speed.
 
 Nothing here is the only copy: the event is already a `pending` inbox row. A full queue drops
-the id, and a stop leaves queued ids unapplied; the inbox sweep applies those rows later."""
+the id, and a stop leaves queued ids unapplied; the inbox sweep applies those rows later. So that
+a burst larger than the queue does not wait for the sweep's period, the queue refills itself once
+it has drained after dropping ids: it reads up to its capacity of pending ids from the inbox and
+queues them (again, while more remain). An id applied twice is harmless: the apply locks the row
+and skips an event already applied."""
 
 from __future__ import annotations
 
@@ -20,12 +24,14 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 
 log = logging.getLogger(__name__)
 
 # Applies the ids it is given (one transaction for several when it can).
 Apply = Callable[[list[str]], Awaitable[object]]
+# Up to `limit` ids of events stored and still pending, oldest first.
+Refill = Callable[[int], Awaitable[Sequence[str]]]
 
 CAPACITY = 10_000
 WORKERS = 2
@@ -45,7 +51,10 @@ class ApplyQueue:
         self._tasks: list[asyncio.Task[None]] = []
         self._in_flight = 0  # webhook requests between arrival and answer
         self._busy = 0  # queued events being applied right now
-        self.dropped = 0  # ids left to the sweep because the queue was full
+        self.dropped = 0  # ids dropped because the queue was full (refilled later, or swept)
+        self.refills = 0  # times the queue read pending ids back from the inbox
+        self._overflowed = False  # ids were dropped since the last refill
+        self._refilling = False
         self._drops_reported_at = -DROP_REPORT_S
 
     @contextlib.contextmanager
@@ -70,6 +79,7 @@ class ApplyQueue:
             self._queue.put_nowait(event_id)
         except asyncio.QueueFull:
             self.dropped += 1
+            self._overflowed = True
             self._report_drops()
             return False
         return True
@@ -80,7 +90,7 @@ class ApplyQueue:
         if now - self._drops_reported_at < DROP_REPORT_S:
             return
         log.warning(
-            "apply queue full (%d events): %d events left for the inbox sweep so far",
+            "apply queue full (%d events): %d events dropped so far, read back from the inbox once it drains",
             self._queue.maxsize,
             self.dropped,
         )
@@ -94,13 +104,17 @@ class ApplyQueue:
     def backlog(self) -> int:
         return self._queue.qsize() + self._busy
 
-    def start(self, apply: Apply) -> None:
+    def start(self, apply: Apply, refill: Refill | None = None) -> None:
+        """Without `refill`, dropped ids wait for the inbox sweep."""
         self._tasks = [
-            asyncio.create_task(self._work(apply), name=f"webhook-apply-{n}") for n in range(self._workers)
+            asyncio.create_task(self._work(apply, refill), name=f"webhook-apply-{n}")
+            for n in range(self._workers)
         ]
 
-    async def _work(self, apply: Apply) -> None:
+    async def _work(self, apply: Apply, refill: Refill | None) -> None:
         while True:
+            if refill is not None and self._overflowed and self._queue.empty() and not self._refilling:
+                await self._refill(refill)
             batch = [await self._queue.get()]
             while len(batch) < BATCH and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
@@ -116,6 +130,23 @@ class ApplyQueue:
                 self._busy -= len(batch)
                 for _ in batch:
                     self._queue.task_done()
+
+    async def _refill(self, refill: Refill) -> None:
+        self._overflowed = False
+        self._refilling = True
+        try:
+            ids = await refill(self._queue.maxsize)
+        except Exception:
+            log.exception("reading pending events back failed; the inbox sweep applies them")
+            return
+        finally:
+            self._refilling = False
+        self.refills += 1
+        for event_id in ids:
+            if not self.submit(event_id):
+                break  # full again: marked overflowed, refilled when drained
+        if len(ids) >= self._queue.maxsize:
+            self._overflowed = True  # a full page: more may be waiting
 
     async def _give_way(self) -> None:
         deadline = time.monotonic() + self._yield_s

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -22,6 +23,7 @@ from recorder_service.core.models import Recording, RecordingReady
 from recorder_service.core.statuses import RecordingStatus
 from recorder_service.errors import StorageUnavailable
 from recorder_service.services.effects import apply_ready
+from recorder_service.services.ingest import apply_events, inbox_row_for, pending_event_ids
 from recorder_service.workers.apply_queue import BATCH, ApplyQueue
 from tests.integration.test_webhooks import ROOM, T0, callbacks, meeting, register
 from tests.plugins.service import RunningService, ServiceFactory, service_env
@@ -249,6 +251,60 @@ async def test_waiting_events_are_applied_in_batches_of_at_most_batch() -> None:
     assert batches == [["first"], ids[:BATCH], ids[BATCH:]]
 
 
+async def test_after_dropping_ids_the_drained_queue_reads_pending_events_back() -> None:
+    """A burst larger than the queue: what was dropped is read back from the store once the queue
+    drains, page by page while pages come back full, not left to the sweep's period."""
+    stored = [f"e{n}" for n in range(10)]  # the inbox: every event stored, pending until applied
+    applied: list[str] = []
+    pages: list[int] = []
+    gate = asyncio.Event()
+
+    async def apply(event_ids: list[str]) -> None:
+        await gate.wait()
+        for event_id in event_ids:
+            if event_id in stored:  # applying twice is a no-op, as in the service
+                stored.remove(event_id)
+                applied.append(event_id)
+
+    async def refill(limit: int) -> list[str]:
+        pages.append(limit)
+        return stored[:limit]
+
+    queue = ApplyQueue(capacity=3, workers=1)
+    queue.start(apply, refill=refill)
+    submitted = [queue.submit(e) for e in list(stored)]
+    assert submitted.count(False) > 0 and queue.dropped > 0
+    assert pages == []  # nothing read back while the queue is full
+    gate.set()
+    for _ in range(200):
+        if not stored:
+            break
+        await asyncio.sleep(0.01)
+    await queue.close(timeout_s=5)
+    assert sorted(applied, key=lambda e: int(e[1:])) == [f"e{n}" for n in range(10)]
+    assert applied.count("e9") == 1
+    assert len(pages) >= 2 and set(pages) == {3}  # pages of the queue's capacity
+    assert queue.refills == len(pages)
+
+
+async def test_without_drops_the_queue_never_reads_back() -> None:
+    pages: list[int] = []
+
+    async def apply(event_ids: list[str]) -> None:
+        return None
+
+    async def refill(limit: int) -> list[str]:
+        pages.append(limit)
+        return []
+
+    queue = ApplyQueue(capacity=10, workers=2)
+    queue.start(apply, refill=refill)
+    assert all(queue.submit(f"e{n}") for n in range(10))
+    await asyncio.sleep(0.1)
+    await queue.close(timeout_s=5)
+    assert pages == [] and queue.refills == 0
+
+
 async def test_close_leaves_unfinished_work_and_stops() -> None:
     started = asyncio.Event()
 
@@ -309,3 +365,40 @@ async def test_a_lone_delivery_is_applied_before_its_answer(svc: RunningService)
     r = await post_webhook(svc.client, body)
     assert r.json() == {"status": "stored", "event_id": body["id"], "state": "applied"}
     assert (await meeting(svc, "m-1"))["recordings"][0]["status"] == "ready"
+
+
+async def test_events_dropped_from_a_full_queue_are_read_back_and_applied(svc: RunningService) -> None:
+    """The service's own apply and read-back on a queue of one: three stored events, two of them
+    never queued (one dropped, one never submitted), all applied without the inbox sweep; an
+    orphan (no meeting for its room) is not read back."""
+    await register(svc, "m-1", hours=3)
+    ingest = svc.app_state.resources.ingest  # type: ignore[attr-defined]
+    bodies = [
+        envelope("recording.ready-to-download", ready_payload(room=ROOM, start_ts=T0.timestamp() + 60 * n))
+        for n in range(3)
+    ]
+    orphan = envelope("recording.ready-to-download", ready_payload(room="elsewhere", start_ts=T0.timestamp()))
+    assert (await post_webhook(svc.client, orphan)).json()["state"] == "orphan"
+    async with ingest.db.transaction() as uow:
+        for n, body in enumerate(bodies):
+            received = datetime.now(UTC) - timedelta(seconds=10 - n)
+            assert await uow.inbox.add_if_absent(inbox_row_for(json.dumps(body).encode(), now=received))
+    ids = [b["id"] for b in bodies]
+    assert list(await pending_event_ids(ingest, 10)) == ids  # oldest first, no orphan
+    assert list(await pending_event_ids(ingest, 2)) == ids[:2]
+
+    queue = ApplyQueue(capacity=1, workers=1)
+    queue.start(
+        lambda batch: apply_events(ingest, batch), refill=lambda limit: pending_event_ids(ingest, limit)
+    )
+    try:
+        assert queue.submit(ids[0]) and not queue.submit(ids[1])  # no await between: the second is dropped
+        await until_applied(svc.client)
+    finally:
+        await queue.close(timeout_s=5)
+    assert queue.refills >= 2
+    recordings = (await meeting(svc, "m-1"))["recordings"]
+    assert sorted(r["daily_recording_id"] for r in recordings) == sorted(
+        b["payload"]["recording_id"] for b in bodies
+    )
+    assert len(await callbacks(svc)) == 3

@@ -156,10 +156,9 @@ class InboxRepository:
         received_before: datetime | None = None,
         received_after: datetime | None = None,
         limit: int = 500,
+        states: Sequence[InboxState] = APPLICABLE_STATES,
     ) -> Sequence[str]:
-        stmt = select(InboxEventRow.id).where(
-            col(InboxEventRow.state).in_([s.value for s in APPLICABLE_STATES])
-        )
+        stmt = select(InboxEventRow.id).where(col(InboxEventRow.state).in_([s.value for s in states]))
         if room_name is not None:
             # recording.started carries no room name: those are matched by instanceId instead.
             stmt = stmt.where(

@@ -10,11 +10,12 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-import httpx
+import aiohttp
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 
+from recorder_service.adapters.callbacks import callback_session
 from recorder_service.adapters.coordination import LocalCoordinator, RedisCoordinator
 from recorder_service.adapters.daily.client import DailyClient
 from recorder_service.adapters.db.engine import create_engine, session_factory, warm_pool
@@ -50,7 +51,7 @@ class Resources:
     coordinator: RedisCoordinator | LocalCoordinator
     redis: aioredis.Redis | None
     daily: DailyClient
-    callback_http: httpx.AsyncClient
+    callback_http: aiohttp.ClientSession
     storage: RecordingStorage
     telemetry: Telemetry
     starts: StartDeps
@@ -138,10 +139,7 @@ async def open_resources(
     daily_http = DailyClient.build_http(
         settings.daily_api_url, settings.daily_api_key, settings.daily_timeout_seconds
     )
-    callback_http = httpx.AsyncClient(
-        timeout=httpx.Timeout(settings.callback_timeout_seconds),
-        follow_redirects=False,  # only a 2xx counts as delivered
-    )
+    callback_http = callback_session(settings.callback_timeout_seconds)
     verifier = (
         DailyWebhookVerifier(settings.daily_webhook_secrets) if settings.daily_webhook_secrets else None
     )
@@ -226,7 +224,7 @@ async def open_resources(
                 await inbox_writer.close()
     finally:
         await daily_http.aclose()
-        await callback_http.aclose()
+        await callback_http.close()
         if redis_client is not None:
             await redis_client.aclose()
         await engine.dispose()

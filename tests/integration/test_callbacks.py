@@ -160,6 +160,35 @@ async def test_spent_schedule_is_dead_and_the_admin_retry_redelivers(
         assert (await svc.client.get("/v1/callbacks")).status_code == 401
 
 
+async def test_a_redirect_is_not_followed_and_an_unreachable_receiver_is_named(
+    db_url: str, callback_receiver: CallbackReceiver, service_factory: ServiceFactory
+) -> None:
+    """Only a 2xx delivers: a 307 (even to the receiver itself) is a refusal, one request per
+    attempt; a receiver that is down is recorded as unreachable, without a status code."""
+    callback_receiver.respond_with(307, headers={"Location": callback_receiver.url})
+    env = callback_env(db_url, callback_receiver, RECORDER_CALLBACK_RETRY_SECONDS="0.1,0.1")
+    async with service_factory(env) as svc:
+        await register(svc, "m-1")
+        await raw_tracks_ready(svc.client)
+        [dead] = await wait_state(svc, "dead")
+        assert (dead["attempts"], dead["last_status_code"]) == (3, 307)
+        assert dead["last_error"].startswith("HTTP 307")
+        assert [r.status for r in callback_receiver.all_requests] == [307, 307, 307]
+        await callback_receiver.set_down(True)
+        r = await svc.client.post(f"/v1/callbacks/{dead['id']}/retry", headers=AUTH)
+        assert r.status_code == 202
+        await asyncio.sleep(0.2)  # the retry was taken and failed again
+        [dead] = await wait_state(svc, "dead")
+        assert dead["last_status_code"] is None
+        assert dead["last_error"].startswith("unreachable (")
+        assert len(callback_receiver.all_requests) == 3
+        await callback_receiver.set_down(False)
+        callback_receiver.respond_with(None)
+        assert (await svc.client.post(f"/v1/callbacks/{dead['id']}/retry", headers=AUTH)).status_code == 202
+        await callback_receiver.wait_for(1)
+        assert (await wait_state(svc, "delivered"))[0]["id"] == dead["id"]
+
+
 async def test_without_a_callback_url_callbacks_stay_pending(
     db_url: str, service_factory: ServiceFactory
 ) -> None:

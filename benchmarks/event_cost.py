@@ -336,7 +336,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     print(res.row())
 
                 lone = await webhooks_end_to_end(
-                    proc.url, proc.pid, rooms, receiver, dsn, concurrency=1, duration_s=step_s
+                    proc.url, proc.pid, rooms, receiver, dsn, concurrency=1, duration_s=args.lone_s or step_s
                 )
                 print(lone.row())
                 eight = await webhooks_end_to_end(
@@ -430,6 +430,9 @@ def main() -> None:
     )
     parser.add_argument("--quick", action="store_true", help="2 s per step (the 64-sender burst stays 5 s)")
     parser.add_argument("--json", help="also write the figures to this file")
+    parser.add_argument(
+        "--lone-s", type=float, help="seconds of the 1-sender step (longer, to attach a profiler to it)"
+    )
     args = parser.parse_args()
     results = harness_run(run(args))
     if args.json:

@@ -78,8 +78,8 @@ async def refresh_pending_gauges(res: Resources) -> datetime | None:
     returns the earliest next attempt of a pending callback (None: none, or unknown)."""
     pending = res.telemetry.instruments.pending
     try:
-        async with asyncio.timeout(PENDING_STATS_TIMEOUT_S), res.db.transaction() as uow:
-            count, oldest, due = await uow.callbacks.backlog()
+        async with asyncio.timeout(PENDING_STATS_TIMEOUT_S), res.db.autocommit() as db:
+            count, oldest, due = await db.outbox.backlog()
     except Exception:
         log.debug("could not read the callback backlog", exc_info=True)
         pending.forget()
@@ -123,8 +123,8 @@ async def deliver_due(
     """Claims a batch of due callbacks, attempts each once, and records every outcome in one
     transaction. Returns how many were claimed."""
     s = res.settings
-    async with res.db.transaction() as uow:
-        batch = await uow.callbacks.claim_due(
+    async with res.db.autocommit() as db:
+        batch = await db.outbox.claim_due(
             now=res.now(),
             limit=s.outbox_batch_size,
             owner=owner,
@@ -170,12 +170,12 @@ async def deliver_due(
 async def _record(
     res: Resources, owner: str, attempts: list[tuple[ClaimedCallback, AttemptResult]]
 ) -> list[datetime]:
-    """Records the outcomes of a batch in one transaction (a crash before it commits leaves the
-    leases to expire, and the callbacks are delivered again: at least once). Returns the
-    retries it scheduled."""
+    """Records the outcome of each attempt of a batch, each atomically with its attempt's row (a
+    crash before one is recorded leaves its lease to expire, and that callback is delivered
+    again: at least once). Returns the retries it scheduled."""
     now = res.now()
     outcomes: list[tuple[ClaimedCallback, AttemptResult, datetime | None, bool]] = []
-    async with res.db.transaction() as uow:
+    async with res.db.autocommit() as db:
         for row, result in attempts:
             retry_at = (
                 None
@@ -187,7 +187,7 @@ async def _record(
                     retry_after_s=result.retry_after_s,
                 )
             )
-            kept = await uow.callbacks.record_attempt(
+            kept = await db.outbox.record_attempt(
                 row.id,
                 owner=owner,
                 attempted_at=now,

@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 
 from tests.integration.test_webhooks import ROOM, T0, register, register_with
 from tests.plugins.processes import replicas
@@ -109,6 +110,21 @@ async def test_receiver_500_three_times_then_200_keeps_one_webhook_id(
         assert [r.status for r in callback_receiver.all_requests] == [500, 500, 500, 200]
         [row] = await wait_state(svc, "delivered")
         assert row["attempts"] == 4
+        # Each attempt has its row, recorded with the callback's outcome.
+        engine = svc.app_state.resources.db.engine  # type: ignore[attr-defined]
+        async with engine.connect() as conn:
+            attempts = (
+                await conn.execute(
+                    text(
+                        "SELECT status_code, error, duration_ms FROM callback_attempts"
+                        " WHERE callback_id = :id ORDER BY attempted_at, id"
+                    ),
+                    {"id": row["id"]},
+                )
+            ).all()
+        assert [a.status_code for a in attempts] == [500, 500, 500, 200]
+        assert all(a.error.startswith("HTTP 500") for a in attempts[:3]) and attempts[3].error is None
+        assert all(a.duration_ms >= 0 for a in attempts)
 
 
 async def test_slow_receiver_times_out_and_is_retried(

@@ -49,57 +49,55 @@ _CLAIM: Any = prebuilt(
     .values(lease_until=bindparam("lease_until"), lease_owner=bindparam("owner"))
     .returning(_C.id, _C.event_type, _C.meeting_id, _C.body, _C.attempts, _C.traceparent, _C.next_attempt_at)
 )
-_ADD_ATTEMPT: Any = prebuilt(insert(_ATTEMPTS))
-
-
-def _outcome_statement(**outcome: Any) -> Any:
-    """An attempt's outcome, applied only while the lease is still ours."""
-    return prebuilt(
-        update(_CALLBACKS)
-        .where(_C.id == bindparam("row_id"), _C.lease_owner == bindparam("owner"), _C.state == _PENDING)
-        .values(
-            attempts=_C.attempts + 1,
-            last_status_code=bindparam("status_code"),
-            last_error=bindparam("error"),
-            lease_until=None,
-            lease_owner=None,
-            **outcome,
-        )
-        .returning(_C.id)
+_ADD_ATTEMPT: Any = prebuilt(
+    insert(_ATTEMPTS).values(
+        callback_id=bindparam("row_id"),
+        attempted_at=bindparam("attempted_at"),
+        status_code=bindparam("status_code"),
+        error=bindparam("error"),
+        duration_ms=bindparam("duration_ms"),
     )
+)
+
+
+class _Outcome:
+    """An attempt's outcome, applied only while the lease is still ours: the attempt's row and
+    the callback's update. On PostgreSQL one statement (the insert as a CTE of the update: one
+    round trip, atomic without a transaction); SQLite, which has no such CTE, runs both."""
+
+    def __init__(self, **outcome: Any) -> None:
+        self.update = prebuilt(
+            update(_CALLBACKS)
+            .where(_C.id == bindparam("row_id"), _C.lease_owner == bindparam("owner"), _C.state == _PENDING)
+            .values(
+                attempts=_C.attempts + 1,
+                last_status_code=bindparam("status_code"),
+                last_error=bindparam("error"),
+                lease_until=None,
+                lease_owner=None,
+                **outcome,
+            )
+            .returning(_C.id)
+        )
+        self.with_attempt = prebuilt(self.update.add_cte(_ADD_ATTEMPT.cte("attempt")))
 
 
 _BACKLOG: Any = prebuilt(
     select(func.count(), func.min(_C.created_at), func.min(_C.next_attempt_at)).where(_C.state == _PENDING)
 )
 
-_DELIVERED: Any = _outcome_statement(
-    state=CallbackState.DELIVERED.value, delivered_at=bindparam("attempted_at")
-)
-_DEAD: Any = _outcome_statement(state=CallbackState.DEAD.value)
-_RETRY: Any = _outcome_statement(next_attempt_at=bindparam("next_attempt_at"))
+_DELIVERED = _Outcome(state=CallbackState.DELIVERED.value, delivered_at=bindparam("attempted_at"))
+_DEAD = _Outcome(state=CallbackState.DEAD.value)
+_RETRY = _Outcome(next_attempt_at=bindparam("next_attempt_at"))
 
 
-class CallbackRepository:
-    def __init__(self, session: AsyncSession, runner: StatementRunner | None = None) -> None:
-        self._s = session
-        self._run = runner or StatementRunner(session)
+class CallbackOutbox:
+    """The outbox's own statements: claim a batch, record an attempt, read the backlog. Each is
+    one statement, atomic on its own: run in autocommit (`Database.autocommit()`), they cost no
+    BEGIN and COMMIT round trips; in a transaction they join it."""
 
-    async def enqueue(self, callback: OutgoingCallback) -> bool:
-        """One callback per (recording, event type): a second enqueue is a no-op (False)."""
-        values = {name: getattr(callback, name) for name in OutgoingCallback.__struct_fields__} | {
-            "state": _PENDING,
-            "attempts": 0,
-            "next_attempt_at": callback.created_at,
-            "lease_until": None,
-            "lease_owner": None,
-            "last_error": None,
-            "last_status_code": None,
-            "delivered_at": None,
-        }
-        stmt = _enqueue_statement(self._run.dialect_name)
-        # RETURNING, not rowcount: drivers disagree on rowcount for ON CONFLICT DO NOTHING.
-        return await self._run.first(stmt, values) is not None
+    def __init__(self, runner: StatementRunner) -> None:
+        self._run = runner
 
     async def claim_due(
         self, *, now: datetime, limit: int, owner: str, lease: timedelta
@@ -133,30 +131,55 @@ class CallbackRepository:
         delivered: bool,
         next_attempt_at: datetime | None,
     ) -> bool:
-        """Applies one attempt's outcome if we still hold the lease; False when we lost it."""
-        await self._run.rowcount(
-            _ADD_ATTEMPT,
-            {
-                "callback_id": row_id,
-                "attempted_at": attempted_at,
-                "status_code": status_code,
-                "error": error,
-                "duration_ms": duration_ms,
-            },
-        )
+        """Records the attempt and applies its outcome if we still hold the lease; False when we
+        lost it (the attempt is recorded either way)."""
         params: dict[str, object] = {
             "row_id": row_id,
             "owner": owner,
+            "attempted_at": attempted_at,
             "status_code": status_code,
             "error": error,
+            "duration_ms": duration_ms,
         }
         if delivered:
-            stmt, params["attempted_at"] = _DELIVERED, attempted_at
+            outcome = _DELIVERED
         elif next_attempt_at is None:
-            stmt = _DEAD
+            outcome = _DEAD
         else:
-            stmt, params["next_attempt_at"] = _RETRY, next_attempt_at
-        return await self._run.first(stmt, params) is not None
+            outcome, params["next_attempt_at"] = _RETRY, next_attempt_at
+        if self._run.dialect_name == "postgresql":
+            return await self._run.first(outcome.with_attempt, params) is not None
+        await self._run.rowcount(_ADD_ATTEMPT, params)
+        return await self._run.first(outcome.update, params) is not None
+
+    async def backlog(self) -> tuple[int, datetime | None, datetime | None]:
+        """Pending callbacks: how many, the oldest one's creation, the earliest next attempt."""
+        row = await self._run.first(_BACKLOG)
+        assert row is not None  # an aggregate always answers one row
+        count, oldest, due = row
+        return int(count), oldest, due
+
+
+class CallbackRepository:
+    def __init__(self, session: AsyncSession, runner: StatementRunner | None = None) -> None:
+        self._s = session
+        self._run = runner or StatementRunner(session)
+
+    async def enqueue(self, callback: OutgoingCallback) -> bool:
+        """One callback per (recording, event type): a second enqueue is a no-op (False)."""
+        values = {name: getattr(callback, name) for name in OutgoingCallback.__struct_fields__} | {
+            "state": _PENDING,
+            "attempts": 0,
+            "next_attempt_at": callback.created_at,
+            "lease_until": None,
+            "lease_owner": None,
+            "last_error": None,
+            "last_status_code": None,
+            "delivered_at": None,
+        }
+        stmt = _enqueue_statement(self._run.dialect_name)
+        # RETURNING, not rowcount: drivers disagree on rowcount for ON CONFLICT DO NOTHING.
+        return await self._run.first(stmt, values) is not None
 
     async def release(self, row_id: str, owner: str) -> None:
         await self._s.exec(
@@ -189,13 +212,6 @@ class CallbackRepository:
             stmt, col(CallbackRow.created_at), col(CallbackRow.id), before=before, limit=limit
         )
         return [_view(row) for row in (await self._s.exec(stmt)).all()]
-
-    async def backlog(self) -> tuple[int, datetime | None, datetime | None]:
-        """Pending callbacks: how many, the oldest one's creation, the earliest next attempt."""
-        row = await self._run.first(_BACKLOG)
-        assert row is not None  # an aggregate always answers one row
-        count, oldest, due = row
-        return int(count), oldest, due
 
 
 def _view(row: CallbackRow) -> CallbackView:

@@ -83,11 +83,17 @@ def _aware(row: Any) -> Any:
 
 
 class StatementRunner:
-    """Runs statements for one session's transaction: prebuilt ones on psycopg (PostgreSQL)."""
+    """Runs statements for one session's transaction, or on one connection in autocommit (each
+    statement its own transaction): prebuilt ones on psycopg (PostgreSQL)."""
 
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(
+        self, session: AsyncSession | None = None, *, connection: AsyncConnection | None = None
+    ) -> None:
+        if (session is None) == (connection is None):
+            raise TypeError("a StatementRunner runs on a session or on a connection")
         self._s = session
-        self._dialect = session.get_bind().dialect
+        self._conn = connection
+        self._dialect = session.get_bind().dialect if session is not None else connection.dialect  # type: ignore[union-attr]
         self._postgres = self._dialect.name == "postgresql"
         self._connections: tuple[AsyncConnection, psycopg.AsyncConnection[Any]] | None = None
 
@@ -98,7 +104,7 @@ class StatementRunner:
     async def rows(self, stmt: Any, params: Mapping[str, Any] | None = None) -> Sequence[Any]:
         """Every row the statement returns (none for a statement without RETURNING)."""
         if not self._postgres or id(stmt) not in _PREBUILT:
-            result = await self._s.exec(stmt, params=dict(params) if params else None)
+            result = await self._through_sqlalchemy(stmt, params)
             return result.all() if result.returns_rows else []
         _rowcount, rows = await self._on_driver(stmt, params or {})
         return rows
@@ -110,16 +116,24 @@ class StatementRunner:
     async def rowcount(self, stmt: Any, params: Mapping[str, Any] | None = None) -> int:
         """Rows a statement without RETURNING changed."""
         if not self._postgres or id(stmt) not in _PREBUILT:
-            result = await self._s.exec(stmt, params=dict(params) if params else None)
+            result = await self._through_sqlalchemy(stmt, params)
             return int(result.rowcount)
         count, _rows = await self._on_driver(stmt, params or {})
         return count
+
+    async def _through_sqlalchemy(self, stmt: Any, params: Mapping[str, Any] | None) -> Any:
+        values = dict(params) if params else None
+        if self._s is not None:
+            return await self._s.exec(stmt, params=values)
+        assert self._conn is not None
+        return await self._conn.execute(stmt, values)
 
     async def _on_driver(self, stmt: Any, params: Mapping[str, Any]) -> tuple[int, list[Any]]:
         prepared = _compiled(stmt, tuple(sorted(params)), self._dialect)
         sql, values = prepared.sql, prepared.parameters(params)
         if self._connections is None:
-            conn = await self._s.connection()  # the transaction's: fixed until it ends
+            # The transaction's connection (fixed until it ends), or the one given.
+            conn = self._conn if self._conn is not None else await self._s.connection()  # type: ignore[union-attr]
             self._connections = conn, await driver_of(conn)
         conn, driver = self._connections
         try:

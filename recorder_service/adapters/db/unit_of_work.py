@@ -10,7 +10,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from recorder_service.adapters.db.callbacks import CallbackRepository
+from recorder_service.adapters.db.callbacks import CallbackOutbox, CallbackRepository
 from recorder_service.adapters.db.deletions import DeletionRepository
 from recorder_service.adapters.db.inbox import InboxRepository
 from recorder_service.adapters.db.meetings import MeetingRepository
@@ -39,6 +39,14 @@ class Reads:
         self.recordings = RecordingReads(connection)
 
 
+class Autocommit:
+    """Statements that are each atomic on their own, on one pooled connection in autocommit:
+    each is its own transaction, without the round trips of BEGIN and COMMIT."""
+
+    def __init__(self, connection: AsyncConnection) -> None:
+        self.outbox = CallbackOutbox(StatementRunner(connection=connection))
+
+
 @contextlib.contextmanager
 def storage_errors() -> Iterator[None]:
     """Driver failures meaning "the database is unreachable" become StorageUnavailable."""
@@ -65,6 +73,13 @@ class Database:
         with storage_errors():
             async with self._sessions() as session, session.begin():
                 yield UnitOfWork(session)
+
+    @contextlib.asynccontextmanager
+    async def autocommit(self) -> AsyncIterator[Autocommit]:
+        with storage_errors():
+            async with self.engine.connect() as connection:
+                await connection.execution_options(isolation_level="AUTOCOMMIT")
+                yield Autocommit(connection)
 
     @contextlib.asynccontextmanager
     async def read(self) -> AsyncIterator[Reads]:

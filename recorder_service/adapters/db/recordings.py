@@ -97,7 +97,7 @@ _UPDATE_UNLESS_DELETED = prebuilt(
 _BY_ID = prebuilt(select(_T).where(_C.id == bindparam("recording_id")))
 # Playback's read, one per redirect: the latest ready cloud recording, or the one picked by our
 # id or Daily's.
-_LATEST_READY_CLOUD = (
+_LATEST_READY_CLOUD = prebuilt(
     select(_T)
     .where(
         _C.meeting_id == bindparam("meeting_id"),
@@ -108,8 +108,10 @@ _LATEST_READY_CLOUD = (
     .order_by(_C.start_ts.desc(), _C.ready_at.desc())
     .limit(1)
 )
-_LATEST_READY_CLOUD_PICKED = _LATEST_READY_CLOUD.where(
-    (_C.id == bindparam("selector")) | (_C.daily_recording_id == bindparam("selector"))
+_LATEST_READY_CLOUD_PICKED = prebuilt(
+    _LATEST_READY_CLOUD.where(
+        (_C.id == bindparam("selector")) | (_C.daily_recording_id == bindparam("selector"))
+    )
 )
 
 
@@ -123,11 +125,11 @@ class RecordingReads:
     """Single reads on a connection without a transaction (`Database.read()`)."""
 
     def __init__(self, connection: AsyncConnection) -> None:
-        self._conn = connection
+        self._run = StatementRunner(connection=connection)
 
     async def latest_ready_cloud(self, meeting_id: str, selector: str | None = None) -> Recording | None:
         stmt, params = _latest_ready_cloud_query(meeting_id, selector)
-        row = (await self._conn.execute(stmt, params)).first()
+        row = await self._run.first(stmt, params)
         return to_recording(row) if row is not None else None
 
 

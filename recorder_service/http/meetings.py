@@ -19,6 +19,7 @@ from recorder_service.http.bodies import json_body
 from recorder_service.http.guards import (
     MEETING_ID,
     AnyRequest,
+    playback_token,
     rate_limit,
     require_internal_key,
     resources_of,
@@ -47,7 +48,7 @@ from recorder_service.services.meetings import (
     meeting_with_recordings,
     register_meeting,
 )
-from recorder_service.services.playback import check_playback_token, cloud_recording_link, playback_url
+from recorder_service.services.playback import cloud_recording_link, playback_url
 from recorder_service.services.starts import start_recording
 
 
@@ -87,7 +88,8 @@ class PlaybackController(Controller):
     # Traces itself, as the webhook route does (http/tracing.py); app.py excludes PLAYBACK_PATHS
     # from the generic middleware.
     middleware = [LeanPlaybackTracing]
-    guards = [valid_meeting_id, rate_limit]
+    # In this order: the token (guards.playback_token) is checked before the rate limit.
+    guards = [valid_meeting_id, playback_token, rate_limit]
     tags = ["public"]
 
     @route(
@@ -109,9 +111,9 @@ class PlaybackController(Controller):
             ),
         ] = None,
     ) -> Redirect:
+        # The token was checked by a guard, before the rate limit and any lookup (`token` is
+        # declared here for the API's description).
         res = resources_of(request)
-        # Before any lookup: a refusal says nothing about what exists.
-        check_playback_token(res.playback_checker, meeting_id, token, res.now().timestamp())
         link = await playback_url(
             res.db, res.storage, meeting_id, recording_id, ttl_s=res.settings.presign_ttl_seconds
         )

@@ -79,6 +79,26 @@ async def test_every_refusal_is_401_or_403_and_the_same_whatever_exists(
             assert len({a.content for a in answers}) == 1, (case, [a.text for a in answers])
 
 
+async def test_refused_tokens_cost_no_rate_limit_budget(
+    db_url: str, s3: S3Bucket, service_factory: ServiceFactory
+) -> None:
+    """The token is checked before the rate limit: a script guessing tokens is refused (403) at
+    every try, never counted, so the address's budget is intact for its real token; and once that
+    budget is spent, a valid token is limited (429) but a guess is still refused (403)."""
+    async with service_factory(s3_env(db_url, s3, RECORDER_RATE_LIMIT_PER_MINUTE="2")) as svc:
+        await register(svc, "m-1")
+        await cloud_ready(svc.client, s3, key=KEY)
+        path = "/v1/meetings/m-1/cloud-recording"
+        for case, (token, status) in _refusals().items():
+            params = {} if token is None else {"token": token}
+            assert (await svc.client.get(path, params=params)).status_code == status, case
+        answers = [
+            (await svc.client.get(path, params={"token": _token("m-1")})).status_code for _ in range(3)
+        ]
+        assert answers == [307, 307, 429]
+        assert (await svc.client.get(path, params={"token": _refusals()["tampered"][0]})).status_code == 403
+
+
 async def test_open_playback_needs_no_token(
     db_url: str, s3: S3Bucket, service_factory: ServiceFactory
 ) -> None:

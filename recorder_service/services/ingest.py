@@ -24,7 +24,7 @@ from recorder_service.adapters.daily.events import (
     is_verification_request,
     parse_event,
 )
-from recorder_service.adapters.db.inbox import InboxRecord
+from recorder_service.adapters.db.inbox import InboxOutcome, InboxRecord, LockedEvent
 from recorder_service.adapters.db.inbox_writer import InboxWriter
 from recorder_service.adapters.db.unit_of_work import Database, UnitOfWork
 from recorder_service.core.callbacks import encode_daily_event, new_message_id, relay_subject_id
@@ -251,16 +251,26 @@ async def apply_event(deps: IngestDeps, event_id: str) -> InboxState | None:
 
 async def apply_events(deps: IngestDeps, event_ids: Sequence[str]) -> int:
     """Applies several stored events in one transaction (a backlog: one BEGIN and COMMIT for
-    all). If any of them fails, none is kept and each is applied on its own instead, so one bad
-    event cannot hold the others back. Returns how many were applied."""
-    if len(event_ids) == 1:
-        return int(await apply_safely(deps, event_ids[0]) == InboxState.APPLIED)
+    all; on PostgreSQL the events are locked in one statement and their outcomes written in one
+    round trip). If any of them fails, none is kept and each is applied on its own instead, so
+    one bad event cannot hold the others back. Returns how many were applied."""
+    unique = list(dict.fromkeys(event_ids))  # an id queued twice is applied once
+    if len(unique) == 1:
+        return int(await apply_safely(deps, unique[0]) == InboxState.APPLIED)
     try:
         async with deps.db.transaction() as uow:
-            effects = [await _apply_locked(uow, deps, event_id) for event_id in event_ids]
+            locked = await uow.inbox.lock_many(unique)
+            effects: list[Effect | InboxState | None] = []
+            outcomes: list[InboxOutcome] = []
+            for event_id in unique:
+                effect, outcome = await _apply_row(uow, deps, locked.get(event_id))
+                effects.append(effect)
+                if outcome is not None:
+                    outcomes.append(outcome)
+            await uow.inbox.finish_many(outcomes)
     except Exception as exc:
-        log.info("a batch of %d applies failed (%s); applying them one by one", len(event_ids), exc)
-        return sum([int(await apply_safely(deps, e) == InboxState.APPLIED) for e in event_ids])
+        log.info("a batch of %d applies failed (%s); applying them one by one", len(unique), exc)
+        return sum([int(await apply_safely(deps, e) == InboxState.APPLIED) for e in unique])
     _wake(deps, effects)
     return sum(1 for e in effects if isinstance(e, Effect) and e.state == InboxState.APPLIED)
 
@@ -277,11 +287,21 @@ def _wake(deps: IngestDeps, effects: Sequence[Effect | InboxState | None]) -> No
 async def _apply_locked(uow: UnitOfWork, deps: IngestDeps, event_id: str) -> Effect | InboxState | None:
     """The effect of one event, in the caller's transaction; the stored state instead when the
     event is not (or no longer) applicable, None when there is no such event."""
-    row = await uow.inbox.lock(event_id)
+    effect, outcome = await _apply_row(uow, deps, await uow.inbox.lock(event_id))
+    if outcome is not None:
+        await uow.inbox.finish(outcome)
+    return effect
+
+
+async def _apply_row(
+    uow: UnitOfWork, deps: IngestDeps, row: LockedEvent | None
+) -> tuple[Effect | InboxState | None, InboxOutcome | None]:
+    """The effect of one locked event and the outcome to record for it (None: nothing to
+    record, the event being absent or no longer applicable)."""
     if row is None:
-        return None
+        return None, None
     if row.state not in APPLICABLE_STATES:
-        return row.state
+        return row.state, None
     # In the webhook's request this nests under it; in the sweep it rejoins the stored trace.
     with deps.telemetry.tracer.start_as_current_span(
         "webhook.apply",
@@ -291,15 +311,9 @@ async def _apply_locked(uow: UnitOfWork, deps: IngestDeps, event_id: str) -> Eff
         effect = await _effect_of(uow, deps, row.body, row.source)
         if row.event_type in deps.relayed_event_types and row.source != RECONCILER_SOURCE:
             effect = await _relay(uow, deps, row.id, row.body, effect)
-        await uow.inbox.finish(
-            row.id,
-            effect.state,
-            meeting_id=effect.meeting_id,
-            recording_id=effect.recording_id,
-            detail=effect.detail,
-        )
         span.set_attribute("webhook.outcome", effect.state)
-    return effect
+    outcome = InboxOutcome(row.id, effect.state, effect.meeting_id, effect.recording_id, effect.detail)
+    return effect, outcome
 
 
 async def _effect_of(uow: UnitOfWork, deps: IngestDeps, body: bytes, source: str) -> Effect:

@@ -26,7 +26,7 @@ from recorder_service.services.effects import apply_ready
 from recorder_service.services.ingest import apply_events, inbox_row_for, pending_event_ids
 from recorder_service.workers.apply_queue import BATCH, ApplyQueue
 from tests.integration.test_webhooks import ROOM, T0, callbacks, meeting, register
-from tests.plugins.service import RunningService, ServiceFactory, service_env
+from tests.plugins.service import AUTH, RunningService, ServiceFactory, service_env
 from tests.support.webhooks import envelope, post_webhook, raw_tracks, ready_payload, until_applied
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
@@ -402,3 +402,32 @@ async def test_events_dropped_from_a_full_queue_are_read_back_and_applied(svc: R
         b["payload"]["recording_id"] for b in bodies
     )
     assert len(await callbacks(svc)) == 3
+
+
+async def test_a_batch_applies_each_stored_event_once_and_skips_the_rest(svc: RunningService) -> None:
+    """One transaction for a batch: an id given twice is applied once, an event already applied
+    and an id never stored change nothing, and every outcome is recorded."""
+    await register(svc, "m-1", hours=3)
+    ingest = svc.app_state.resources.ingest  # type: ignore[attr-defined]
+    bodies = [
+        envelope("recording.ready-to-download", ready_payload(room=ROOM, start_ts=T0.timestamp() + 60 * n))
+        for n in range(3)
+    ]
+    ids = [b["id"] for b in bodies]
+    async with ingest.db.transaction() as uow:
+        for body in bodies:
+            assert await uow.inbox.add_if_absent(
+                inbox_row_for(json.dumps(body).encode(), now=datetime.now(UTC))
+            )
+    assert await apply_events(ingest, [ids[0]]) == 1  # applied before the batch
+    assert await apply_events(ingest, [ids[1], ids[0], "never-stored", ids[2], ids[1]]) == 2
+    await until_applied(svc.client)
+    recordings = (await meeting(svc, "m-1"))["recordings"]
+    assert sorted(r["daily_recording_id"] for r in recordings) == sorted(
+        b["payload"]["recording_id"] for b in bodies
+    )
+    assert len(await callbacks(svc)) == 3
+    r = await svc.client.get("/v1/daily/events", params={"state": "applied"}, headers=AUTH)
+    applied = {e["id"]: e for e in r.json()["events"]}
+    assert set(ids) <= set(applied)
+    assert all(applied[i]["meeting_id"] == "m-1" and applied[i]["attempts"] == 1 for i in ids)

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 import msgspec
-from sqlalchemy import String, bindparam, delete, func, or_, update
+from sqlalchemy import ARRAY, String, any_, bindparam, delete, func, or_, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -40,6 +40,16 @@ class InboxRecord(msgspec.Struct, kw_only=True):
 _RECORD_FIELDS = InboxRecord.__struct_fields__
 
 
+class InboxOutcome(msgspec.Struct, frozen=True):
+    """What applying an event came to: its new state, and the meeting and recording it found."""
+
+    event_id: str
+    state: InboxState
+    meeting_id: str | None = None
+    recording_id: str | None = None
+    detail: str | None = None
+
+
 class LockedEvent(msgspec.Struct, frozen=True):
     """A stored event, read to be applied."""
 
@@ -58,6 +68,13 @@ _LOCK: Any = prebuilt(
     .where(_TABLE.c.id == bindparam("event_id"))
     .with_for_update()
 )
+# A batch's events, locked in one statement, in id order (PostgreSQL; SQLite locks the database).
+_LOCK_MANY: Any = prebuilt(
+    select(*(_TABLE.c[name] for name in _LOCKED_FIELDS))
+    .where(_TABLE.c.id == any_(bindparam("event_ids", type_=ARRAY(String))))
+    .order_by(_TABLE.c.id)
+    .with_for_update()
+)
 # SET state, detail and processed_at from the parameters; a meeting or recording found
 # earlier is kept when this apply found none.
 _FINISH: Any = prebuilt(
@@ -69,6 +86,22 @@ _FINISH: Any = prebuilt(
         recording_id=func.coalesce(bindparam("found_recording_id", type_=String), _TABLE.c.recording_id),
     )
 )
+
+
+def _locked(row: Any) -> LockedEvent:
+    event_id, event_type, state, body, source, traceparent = row
+    return LockedEvent(event_id, event_type, InboxState(state), body, source, traceparent)
+
+
+def _finish_params(outcome: InboxOutcome, now: datetime) -> dict[str, Any]:
+    return {
+        "state": outcome.state.value,
+        "detail": outcome.detail,
+        "processed_at": now,
+        "found_meeting_id": outcome.meeting_id,
+        "found_recording_id": outcome.recording_id,
+        "where_id": outcome.event_id,
+    }
 
 
 def _column(value: object) -> object:
@@ -124,30 +157,26 @@ class InboxRepository:
     async def lock(self, event_id: str) -> LockedEvent | None:
         """The event, locked until the transaction ends (FOR UPDATE; SQLite locks the database)."""
         row = await self._run.first(_LOCK, {"event_id": event_id})
-        if row is None:
-            return None
-        event_id, event_type, state, body, source, traceparent = row
-        return LockedEvent(event_id, event_type, InboxState(state), body, source, traceparent)
+        return _locked(row) if row is not None else None
 
-    async def finish(
-        self,
-        event_id: str,
-        state: InboxState,
-        *,
-        meeting_id: str | None = None,
-        recording_id: str | None = None,
-        detail: str | None = None,
-    ) -> None:
+    async def lock_many(self, event_ids: Sequence[str]) -> dict[str, LockedEvent]:
+        """The events found among `event_ids`, each locked until the transaction ends: on
+        PostgreSQL in one statement, in id order (two batches sharing events wait for each
+        other instead of deadlocking); on SQLite, which locks the database, one by one."""
+        if self._run.dialect_name != "postgresql":
+            found = [await self.lock(event_id) for event_id in event_ids]
+            return {e.id: e for e in found if e is not None}
+        rows = await self._run.rows(_LOCK_MANY, {"event_ids": list(event_ids)})
+        return {row.id: _locked(row) for row in rows}
+
+    async def finish(self, outcome: InboxOutcome) -> None:
         """Records the outcome of one apply; a meeting or recording found earlier is kept."""
-        params = {
-            "state": state.value,
-            "detail": detail,
-            "processed_at": utcnow(),
-            "found_meeting_id": meeting_id,
-            "found_recording_id": recording_id,
-            "where_id": event_id,
-        }
-        await self._run.rowcount(_FINISH, params)
+        await self._run.rowcount(_FINISH, _finish_params(outcome, utcnow()))
+
+    async def finish_many(self, outcomes: Sequence[InboxOutcome]) -> None:
+        """Records several outcomes; on PostgreSQL sent together (one round trip)."""
+        now = utcnow()
+        await self._run.many(_FINISH, [_finish_params(o, now) for o in outcomes])
 
     async def applicable_ids(
         self,

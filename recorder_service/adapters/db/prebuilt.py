@@ -121,6 +121,30 @@ class StatementRunner:
         count, _rows = await self._on_driver(stmt, params or {})
         return count
 
+    async def many(self, stmt: Any, params: Sequence[Mapping[str, Any]]) -> None:
+        """One statement without RETURNING, once per parameter set (all with the same names):
+        on PostgreSQL sent together by psycopg's executemany (pipelined: one round trip)."""
+        if not params:
+            return
+        if not self._postgres or id(stmt) not in _PREBUILT:
+            for one in params:
+                await self._through_sqlalchemy(stmt, one)
+            return
+        prepared = _compiled(stmt, tuple(sorted(params[0])), self._dialect)
+        conn, driver = await self._driver()
+        try:
+            async with broken_is_unavailable(conn, driver), driver.cursor() as cur:
+                await cur.executemany(prepared.sql, [prepared.parameters(one) for one in params])
+        except psycopg.IntegrityError as exc:
+            raise IntegrityError(prepared.sql, params, exc) from exc
+
+    async def _driver(self) -> tuple[AsyncConnection, psycopg.AsyncConnection[Any]]:
+        if self._connections is None:
+            # The transaction's connection (fixed until it ends), or the one given.
+            conn = self._conn if self._conn is not None else await self._s.connection()  # type: ignore[union-attr]
+            self._connections = conn, await driver_of(conn)
+        return self._connections
+
     async def _through_sqlalchemy(self, stmt: Any, params: Mapping[str, Any] | None) -> Any:
         values = dict(params) if params else None
         if self._s is not None:
@@ -131,11 +155,7 @@ class StatementRunner:
     async def _on_driver(self, stmt: Any, params: Mapping[str, Any]) -> tuple[int, list[Any]]:
         prepared = _compiled(stmt, tuple(sorted(params)), self._dialect)
         sql, values = prepared.sql, prepared.parameters(params)
-        if self._connections is None:
-            # The transaction's connection (fixed until it ends), or the one given.
-            conn = self._conn if self._conn is not None else await self._s.connection()  # type: ignore[union-attr]
-            self._connections = conn, await driver_of(conn)
-        conn, driver = self._connections
+        conn, driver = await self._driver()
         try:
             async with (
                 broken_is_unavailable(conn, driver),

@@ -1,8 +1,9 @@
 """SDK set-up from the standard OTEL_* variables.
 
 Traces leave the process only when an OTLP endpoint is configured
-(`OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` or `OTEL_EXPORTER_OTLP_ENDPOINT`); otherwise spans are
-created in memory (for trace ids in logs and the traceparent sent to Reflector) and dropped.
+(`OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` or `OTEL_EXPORTER_OTLP_ENDPOINT`); otherwise spans carry
+only their trace context (trace ids in logs, the traceparent sent to Reflector) and record
+nothing (telemetry/context_only.py), unless OTEL_TRACES_SAMPLER asks for the SDK's sampling.
 Metrics are always readable at `GET /metrics`; they are also pushed over OTLP when an OTLP
 metrics endpoint is configured (a `worker` serves no HTTP)."""
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 
+from opentelemetry import trace
 from opentelemetry.sdk.metrics import AlwaysOffExemplarFilter, ExemplarFilter, MeterProvider
 from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
@@ -22,6 +24,7 @@ from opentelemetry.sdk.trace.export import (
 )
 from prometheus_client import REGISTRY, CollectorRegistry
 
+from recorder_service.telemetry.context_only import ContextOnlyTracerProvider
 from recorder_service.telemetry.instruments import Telemetry, install_global
 
 log = logging.getLogger(__name__)
@@ -70,9 +73,15 @@ def build_telemetry(
         # The exporter reads the endpoint, headers and timeout from the OTEL_* variables itself.
         processors.append(BatchSpanProcessor(OTLPSpanExporter()))
         exporters.append("otlp-traces")
-    tracer_provider = TracerProvider(resource=resource)
-    for processor in processors:
-        tracer_provider.add_span_processor(processor)
+    tracer_provider: trace.TracerProvider
+    if processors or env.get("OTEL_TRACES_SAMPLER"):
+        sdk_provider = TracerProvider(resource=resource)
+        for processor in processors:
+            sdk_provider.add_span_processor(processor)
+        tracer_provider = sdk_provider
+    else:
+        # No span leaves the process: spans carry trace context only (context_only.py).
+        tracer_provider = ContextOnlyTracerProvider()
 
     prometheus_registry = registry if registry is not None else REGISTRY
     readers: list[MetricReader] = [

@@ -28,12 +28,14 @@ def callback_env(db_url: str, receiver: CallbackReceiver, **over: str) -> dict[s
     return service_env(db_url, **(defaults | over))
 
 
-async def raw_tracks_ready(client: Any, start_offset_s: float = 5, room: str = ROOM) -> dict[str, Any]:
+async def raw_tracks_ready(
+    client: Any, start_offset_s: float = 5, room: str = ROOM, headers: dict[str, str] | None = None
+) -> dict[str, Any]:
     start_ts = T0.timestamp() + start_offset_s
     payload = ready_payload(
         room=room, start_ts=start_ts, type_="raw-tracks", tracks=raw_tracks(room, start_ts)
     )
-    r = await post_webhook(client, envelope("recording.ready-to-download", payload))
+    r = await post_webhook(client, envelope("recording.ready-to-download", payload), headers=headers)
     assert r.status_code == 200, r.text
     return payload
 

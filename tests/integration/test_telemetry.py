@@ -18,7 +18,8 @@ from prometheus_client import CollectorRegistry
 
 from recorder_service.app import create_app
 from recorder_service.settings import load_settings
-from recorder_service.telemetry import Telemetry
+from recorder_service.telemetry import Telemetry, annotate_current_span, current_traceparent, parent_context
+from recorder_service.telemetry.context_only import ContextOnlyTracerProvider
 from recorder_service.telemetry.setup import (
     build_telemetry,
     otlp_metrics_configured,
@@ -271,13 +272,69 @@ def test_no_exporter_is_configured_without_otel_variables() -> None:
     telemetry = build_telemetry({}, registry=CollectorRegistry())
     try:
         assert telemetry.exporters == ()
-        processors: Any = cast(TracerProvider, telemetry.tracer_provider)._active_span_processor
-        assert processors._span_processors == ()
+        # Nothing would read a recorded span: spans carry their trace context only.
+        assert isinstance(telemetry.tracer_provider, ContextOnlyTracerProvider)
     finally:
-        cast(TracerProvider, telemetry.tracer_provider).shutdown()
         cast(MeterProvider, telemetry.meter_provider).shutdown()
     assert not otlp_traces_configured({})
     assert not otlp_metrics_configured({})
+    sampled = build_telemetry({"OTEL_TRACES_SAMPLER": "always_off"}, registry=CollectorRegistry())
+    try:  # a sampler asked for: the SDK's spans, without a processor
+        processors: Any = cast(TracerProvider, sampled.tracer_provider)._active_span_processor
+        assert processors._span_processors == ()
+    finally:
+        cast(TracerProvider, sampled.tracer_provider).shutdown()
+        cast(MeterProvider, sampled.meter_provider).shutdown()
+
+
+def _traceparent_parts(traceparent: str | None) -> tuple[str, str, str, str]:
+    assert traceparent is not None
+    version, trace_id, span_id, flags = traceparent.split("-")
+    return version, trace_id, span_id, flags
+
+
+def test_context_only_spans_give_the_trace_context_the_sdk_would() -> None:
+    """A root span starts a sampled trace; a child keeps the trace with a span id of its own; a
+    stored or received parent is continued with its own sampling flag; nothing is recorded."""
+    tracer = build_telemetry({}, registry=CollectorRegistry()).tracer
+    with tracer.start_as_current_span("root", attributes={"a": 1}) as root:
+        assert not root.is_recording()
+        annotate_current_span("b", 2)  # accepted, dropped
+        version, trace_id, root_id, flags = _traceparent_parts(current_traceparent())
+        assert (version, flags) == ("00", "01") and int(trace_id, 16) and int(root_id, 16)
+        with tracer.start_as_current_span("child"):
+            _v, child_trace, child_id, child_flags = _traceparent_parts(current_traceparent())
+        assert (child_trace, child_flags) == (trace_id, "01") and child_id != root_id
+    assert current_traceparent() is None  # ended: no span is active any more
+    with tracer.start_as_current_span("second root"):
+        assert _traceparent_parts(current_traceparent())[1] != trace_id
+    for flags in ("00", "01"):
+        parent = f"00-{INCOMING_TRACE_ID}-00f067aa0ba902b7-{flags}"
+        with tracer.start_as_current_span("continued", context=parent_context(parent)):
+            _v, continued, span_id, got = _traceparent_parts(current_traceparent())
+        assert (continued, got) == (INCOMING_TRACE_ID, flags) and span_id != "00f067aa0ba902b7"
+
+
+async def test_without_an_exporter_a_callback_continues_the_senders_trace(
+    postgres_db_url: str, callback_receiver: CallbackReceiver
+) -> None:
+    """As deployed without OTLP (context-only spans): the webhook's incoming trace reaches
+    Reflector's callback, under a span id of the service's own."""
+    telemetry = build_telemetry({}, registry=CollectorRegistry())
+    assert isinstance(telemetry.tracer_provider, ContextOnlyTracerProvider)
+    settings = load_settings(callback_env(postgres_db_url, callback_receiver))
+    app = create_app(settings, telemetry=telemetry)
+    try:
+        async with serve_in_task(app) as url, httpx.AsyncClient(base_url=url, timeout=30) as client:
+            svc = RunningService(url, client, settings, app.state)
+            await register_webhook_meeting(svc, "m-1")
+            incoming = {"traceparent": f"00-{INCOMING_TRACE_ID}-00f067aa0ba902b7-01"}
+            await raw_tracks_ready(svc.client, headers=incoming)
+            [delivery] = await callback_receiver.wait_for(1, timeout_s=5)
+    finally:
+        cast(MeterProvider, telemetry.meter_provider).shutdown()
+    _v, trace_id, span_id, flags = _traceparent_parts(delivery.traceparent)
+    assert (trace_id, flags) == (INCOMING_TRACE_ID, "01") and span_id != "00f067aa0ba902b7"
 
 
 def test_otlp_is_used_only_when_an_endpoint_is_configured() -> None:

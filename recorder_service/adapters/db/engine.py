@@ -12,8 +12,13 @@ from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-# Connections kept open per process; warm_pool opens them all at start-up, within WARM_TIMEOUT_S.
-POOL_SIZE = 10
+# Connections per process, at most; each is kept once opened. (Before: 10 kept plus 10
+# "overflow" ones, closed as they came back: under a sustained load of more than 10 concurrent
+# statements, e.g. 64 playback viewers, the process reconnected ~20 times a second, each a
+# backend fork on the server; docs/performance.md.)
+POOL_SIZE = 20
+# Opened at start-up by warm_pool, within WARM_TIMEOUT_S; the rest open when needed.
+WARM_CONNECTIONS = 10
 WARM_TIMEOUT_S = 5.0
 # A pooled connection idle for this long is pinged before it is handed out.
 PING_IDLE_S = 1.0
@@ -33,7 +38,7 @@ def create_engine(url: str) -> AsyncEngine:
             cur.close()
 
         return engine
-    engine = create_async_engine(url, pool_size=POOL_SIZE, max_overflow=10, pool_timeout=10)
+    engine = create_async_engine(url, pool_size=POOL_SIZE, max_overflow=0, pool_timeout=10)
     _ping_when_idle(engine)
     return engine
 
@@ -80,7 +85,7 @@ async def warm_pool(engine: AsyncEngine) -> None:
 
     with contextlib.suppress(Exception):  # includes TimeoutError: an unreachable host
         await asyncio.wait_for(
-            asyncio.gather(*(open_and_return() for _ in range(POOL_SIZE)), return_exceptions=True),
+            asyncio.gather(*(open_and_return() for _ in range(WARM_CONNECTIONS)), return_exceptions=True),
             timeout=WARM_TIMEOUT_S,
         )
 

@@ -207,6 +207,24 @@ async def test_a_redirect_is_not_followed_and_an_unreachable_receiver_is_named(
         assert (await wait_state(svc, "delivered"))[0]["id"] == dead["id"]
 
 
+@pytest.mark.slow
+async def test_a_connection_the_receiver_closed_when_idle_is_not_a_failed_attempt(
+    db_url: str, callback_receiver: CallbackReceiver, service_factory: ServiceFactory
+) -> None:
+    """The receiver (uvicorn, as Reflector runs) closes an idle keep-alive connection after 5 s;
+    the next callback goes out on a new one, delivered at its first attempt."""
+    async with service_factory(callback_env(db_url, callback_receiver)) as svc:
+        await register(svc, "m-1")
+        await raw_tracks_ready(svc.client)
+        await callback_receiver.wait_for(1)
+        await asyncio.sleep(6)  # past uvicorn's keep-alive timeout (5 s)
+        await raw_tracks_ready(svc.client, start_offset_s=3600)
+        await callback_receiver.wait_for(2)
+        rows = await wait_state(svc, "delivered", count=2)
+        assert [r["attempts"] for r in rows] == [1, 1]
+        assert len(callback_receiver.all_requests) == 2
+
+
 async def test_without_a_callback_url_callbacks_stay_pending(
     db_url: str, service_factory: ServiceFactory
 ) -> None:

@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
+import psycopg
 from harness import bench_database, ready_event
 from harness import run as harness_run
 from sqlalchemy import event
@@ -119,7 +120,8 @@ async def inbox_batch_cost(url: str, batch: int, rounds: int) -> None:
 
     async def writer_postgres() -> None:
         rows = records()
-        cursor = await driver.execute(pg_batch_insert(len(rows)), pg_batch_parameters(rows))
+        cursor = psycopg.AsyncRawCursor(driver)
+        await cursor.execute(pg_batch_insert(len(rows)), pg_batch_parameters(rows))
         await cursor.fetchall()
 
     async def sqlalchemy_multirow() -> None:

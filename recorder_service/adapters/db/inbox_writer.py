@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+import psycopg
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from recorder_service.adapters.db.inbox import (
@@ -150,8 +151,8 @@ async def _insert_postgres(conn: AsyncConnection, records: list[InboxRecord]) ->
     """The batch as one INSERT on the driver's own connection: no SQLAlchemy statement layer
     on the path that is a fifth of a webhook's CPU."""
     driver = await driver_of(conn)
-    async with broken_is_unavailable(conn, driver):
-        cursor = await driver.execute(pg_batch_insert(len(records)), pg_batch_parameters(records))
+    async with broken_is_unavailable(conn, driver), psycopg.AsyncRawCursor(driver) as cursor:
+        await cursor.execute(pg_batch_insert(len(records)), pg_batch_parameters(records))
         return {row[0] for row in await cursor.fetchall()}
 
 

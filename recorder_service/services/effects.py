@@ -60,6 +60,11 @@ def _ts(seconds: float) -> datetime:
     return datetime.fromtimestamp(seconds, UTC)
 
 
+# A claim's status can move once under a started event (starting -> recording, by the start
+# call); one more try covers that, more would only spin on a row that keeps changing.
+_NAMING_TRIES = 3
+
+
 async def _open_session(
     uow: UnitOfWork,
     meeting: Meeting,
@@ -71,7 +76,9 @@ async def _open_session(
 ) -> str:
     """The recording Daily says started: our claim if one is waiting, else a new session."""
     active = await uow.recordings.find_active(meeting.id, rec_type)
-    if active is not None and active.daily_recording_id is None:
+    for _ in range(_NAMING_TRIES):
+        if active is None or active.daily_recording_id is not None:
+            break
         if await uow.recordings.name_session(
             active.id,
             expected=active.status,
@@ -81,7 +88,9 @@ async def _open_session(
             started_at=active.started_at or _ts(start_ts),
         ):
             return active.id
-        # A concurrent event named our claim first (or it was deleted): another session, as below.
+        # Its status moved under us. The start call confirming it (starting -> recording) leaves
+        # it unnamed: name it again. A concurrent event that named it first, or a deletion, ends
+        # the loop: another session, as below.
         active = await uow.recordings.find_active(meeting.id, rec_type)
     if active is None:
         # Deleted while Daily recorded it, before we learned its Daily id: it stays deleted.

@@ -14,15 +14,16 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
+from recorder_service.adapters.daily.events import RecordingStartedPayload
 from recorder_service.adapters.db.engine import create_engine, session_factory
 from recorder_service.adapters.db.inbox import InboxRecord
 from recorder_service.adapters.db.inbox_writer import InboxWriter
 from recorder_service.adapters.db.tables import MeetingRow
 from recorder_service.adapters.db.unit_of_work import Database
-from recorder_service.core.models import Recording, RecordingReady
+from recorder_service.core.models import Recording, RecordingReady, instance_id_for
 from recorder_service.core.statuses import RecordingStatus
 from recorder_service.errors import StorageUnavailable
-from recorder_service.services.effects import apply_ready
+from recorder_service.services.effects import apply_ready, apply_started
 from recorder_service.services.ingest import apply_events, inbox_row_for, pending_event_ids
 from recorder_service.workers.apply_queue import BATCH, ApplyQueue
 from tests.integration.test_webhooks import ROOM, T0, callbacks, meeting, register
@@ -194,6 +195,60 @@ async def test_two_concurrent_applies_never_name_one_session(postgres_db_url: st
         assert set(named) == {"daily-a", "daily-b"}
         assert (named["daily-a"], named["daily-b"]) == (first.recording_id, second.recording_id)
         assert first.recording_id != second.recording_id
+
+
+async def test_a_started_event_racing_the_start_calls_confirmation_names_the_claim(
+    postgres_db_url: str,
+) -> None:
+    """Daily's recording.started can arrive while the start call is still confirming its claim
+    (starting -> recording). The event must still name that claim, not finish it and open a
+    second session (found by test_reconciler under load: two rows for one recording)."""
+    meeting_id, room = "race-start", "race-start-room"
+    async with database(postgres_db_url) as db:
+        async with db.transaction() as uow:
+            uow.session.add(
+                MeetingRow(
+                    id=meeting_id,
+                    room_name=room,
+                    recording_type="raw-tracks",
+                    start_date=T0,
+                    end_date=T0 + timedelta(hours=1),
+                )
+            )
+            claim = await uow.recordings.insert(
+                Recording(
+                    id=str(uuid.uuid4()),
+                    meeting_id=meeting_id,
+                    type="raw-tracks",
+                    instance_id=instance_id_for(meeting_id, "raw-tracks"),
+                    status=RecordingStatus.STARTING,
+                    room_name=room,
+                )
+            )
+        started = RecordingStartedPayload(
+            recording_id="daily-started",
+            start_ts=T0.timestamp() + 1,
+            instance_id=instance_id_for(meeting_id, "raw-tracks"),
+            room_name=room,
+        )
+        async with db.transaction() as confirming:
+            await confirming.recordings.confirm_claim(claim.id, started_at=T0)
+            # The event is applied while the confirmation holds the claim's row.
+            event_task = asyncio.create_task(_start_alone(db, started))
+            await asyncio.sleep(0.5)
+            assert not event_task.done()  # waiting for the confirmation's row lock
+        effect = await event_task
+        async with db.transaction() as uow:
+            rows = await uow.recordings.list_for_meeting(meeting_id)
+        assert [(r.id, r.status, r.daily_recording_id) for r in rows] == [
+            (claim.id, RecordingStatus.RECORDING, "daily-started")
+        ]
+        assert effect.recording_id == claim.id
+
+
+async def _start_alone(db: Database, p: RecordingStartedPayload) -> Any:
+    async with db.transaction() as uow:
+        return await apply_started(uow, p, NOW)
 
 
 async def _apply_alone(db: Database, r: RecordingReady) -> Any:

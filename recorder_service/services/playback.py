@@ -58,7 +58,7 @@ def check_playback_token(
 
 async def _playable(db: Database, meeting_id: str, selector: str | None) -> Recording:
     # One SELECT: no transaction around it (hot path: every playback redirect).
-    async with db.read() as reads:
+    async with db.autocommit() as reads:
         recording = await reads.recordings.latest_ready_cloud(meeting_id, selector)
     if recording is None or recording.s3_key is None:
         raise RecordingNotFound(f"meeting {meeting_id} has no ready cloud recording")

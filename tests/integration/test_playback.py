@@ -142,7 +142,7 @@ async def test_a_deleted_recording_is_404_right_after_a_cached_redirect(
 
 
 async def test_database_down_is_503_not_500(s3: S3Bucket, service_factory: ServiceFactory) -> None:
-    # Playback reads without a transaction (Database.read): the same mapping as everything else.
+    # Playback reads without a transaction (Database.autocommit): the same mapping as everything else.
     async with service_factory(s3_env("postgresql+psycopg://postgres@127.0.0.1:1/none", s3)) as svc:
         r = await svc.client.get("/v1/meetings/m-1/cloud-recording", params=playback("m-1"))
         assert r.status_code == 503

@@ -9,7 +9,6 @@ from typing import Any
 
 from sqlalchemy import and_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from recorder_service.adapters.db.prebuilt import StatementRunner, prebuilt
@@ -122,10 +121,10 @@ def _latest_ready_cloud_query(meeting_id: str, selector: str | None) -> tuple[An
 
 
 class RecordingReads:
-    """Single reads on a connection without a transaction (`Database.read()`)."""
+    """Single reads on a connection in autocommit (`Database.autocommit()`)."""
 
-    def __init__(self, connection: AsyncConnection) -> None:
-        self._run = StatementRunner(connection=connection)
+    def __init__(self, runner: StatementRunner) -> None:
+        self._run = runner
 
     async def latest_ready_cloud(self, meeting_id: str, selector: str | None = None) -> Recording | None:
         stmt, params = _latest_ready_cloud_query(meeting_id, selector)

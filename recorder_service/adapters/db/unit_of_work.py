@@ -32,19 +32,15 @@ class UnitOfWork:
         self.state = ServiceStateRepository(session)
 
 
-class Reads:
-    """Single statements on a pooled connection in autocommit: no BEGIN, no COMMIT."""
-
-    def __init__(self, connection: AsyncConnection) -> None:
-        self.recordings = RecordingReads(connection)
-
-
 class Autocommit:
     """Statements that are each atomic on their own, on one pooled connection in autocommit:
-    each is its own transaction, without the round trips of BEGIN and COMMIT."""
+    each is its own transaction, without the round trips of BEGIN and COMMIT. For a read that
+    needs no snapshot shared with another (playback's), and the outbox's single statements."""
 
     def __init__(self, connection: AsyncConnection) -> None:
-        self.outbox = CallbackOutbox(StatementRunner(connection=connection))
+        runner = StatementRunner(connection=connection)
+        self.recordings = RecordingReads(runner)
+        self.outbox = CallbackOutbox(runner)
 
 
 @contextlib.contextmanager
@@ -76,17 +72,9 @@ class Database:
 
     @contextlib.asynccontextmanager
     async def autocommit(self) -> AsyncIterator[Autocommit]:
+        """The pool hands out only connections it reset (rolled back); one idle for a second
+        or more is pinged first (engine.py)."""
         with storage_errors():
             async with self.engine.connect() as connection:
                 await connection.execution_options(isolation_level="AUTOCOMMIT")
                 yield Autocommit(connection)
-
-    @contextlib.asynccontextmanager
-    async def read(self) -> AsyncIterator[Reads]:
-        """For one read that needs no snapshot shared with another: the statement runs on its
-        own (autocommit), without the round trips of BEGIN and COMMIT. The pool hands out
-        only connections it reset (rolled back); pre-ping still guards against dead ones."""
-        with storage_errors():
-            async with self.engine.connect() as connection:
-                await connection.execution_options(isolation_level="AUTOCOMMIT")
-                yield Reads(connection)

@@ -35,6 +35,7 @@ from botocore.exceptions import (
 from opentelemetry.trace import SpanKind
 
 from recorder_service.adapters.presign_cache import PresignCache, reuse_width_s
+from recorder_service.adapters.s3_models import lean_session
 from recorder_service.errors import StorageUnavailable
 from recorder_service.telemetry import Telemetry, disabled_telemetry
 
@@ -103,7 +104,8 @@ class RecordingStorage:
             s3={"addressing_style": "path"} if endpoint_url else None,
         )
         # Credentials come from the standard AWS chain (env, profile, IRSA, instance role).
-        session = aioboto3.Session()
+        # botocore's data loaded lean: this client's operations only (adapters/s3_models.py).
+        session = aioboto3.Session(botocore_session=lean_session())
         async with session.client(
             "s3", region_name=region, endpoint_url=endpoint_url, config=config
         ) as client:

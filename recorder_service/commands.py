@@ -73,6 +73,7 @@ def serve(args: argparse.Namespace, env: Mapping[str, str]) -> int:
         timeout_graceful_shutdown=20,
         # Never believe X-Forwarded-For here: the rate limit reads it behind RECORDER_TRUSTED_PROXIES only.
         proxy_headers=False,
+        ws="none",  # no WebSocket routes: uvicorn then never imports the websockets package
     )
     server = uvicorn.Server(config)
     if settings.metrics_port is None:

@@ -127,6 +127,8 @@ def spawn_service(
     With `background`, its loops run as in production (outbox, sweeps, reconciler); the
     environment must then say RECORDER_BACKGROUND=true too."""
     port = port or free_port()
+    # As the image runs it (Dockerfile); `--env PYTHONOPTIMIZE=0` in memory.py measures without.
+    env = {"PYTHONOPTIMIZE": "2", **env}
     if server == "uvicorn":
         command = [
             sys.executable,

@@ -15,7 +15,8 @@ from recorder_service.core.statuses import DeletionState
 
 
 class DeletionReason(StrEnum):
-    """Why objects are deleted: the `reason` of the recording.deleted callback (contract §7)."""
+    # An assignment, not a docstring: `python -OO` (the image) keeps it for the OpenAPI document.
+    __doc__ = "Why objects are deleted: the `reason` of the recording.deleted callback (contract §7)."
 
     REQUEST = "request"
     RETENTION = "retention"

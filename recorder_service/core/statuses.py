@@ -52,7 +52,8 @@ def api_status(status: RecordingStatus) -> ApiRecordingStatus:
 
 
 class InboxState(StrEnum):
-    """A stored Daily webhook (or a recording found by the reconciler)."""
+    # An assignment, not a docstring: `python -OO` (the image) keeps it for the OpenAPI document.
+    __doc__ = "A stored Daily webhook (or a recording found by the reconciler)."
 
     PENDING = "pending"  # stored, not applied yet
     APPLIED = "applied"
@@ -66,7 +67,8 @@ APPLICABLE_STATES: tuple[InboxState, ...] = (InboxState.PENDING, InboxState.ORPH
 
 
 class CallbackState(StrEnum):
-    """An outbox row: a callback to Reflector."""
+    # An assignment, not a docstring: `python -OO` (the image) keeps it for the OpenAPI document.
+    __doc__ = "An outbox row: a callback to Reflector."
 
     PENDING = "pending"
     DELIVERED = "delivered"
@@ -74,7 +76,8 @@ class CallbackState(StrEnum):
 
 
 class DeletionState(StrEnum):
-    """A deletion job: the S3 objects of one recording (or its video tracks) to remove."""
+    # An assignment, not a docstring: `python -OO` (the image) keeps it for the OpenAPI document.
+    __doc__ = "A deletion job: the S3 objects of one recording (or its video tracks) to remove."
 
     WAITING = "waiting"  # the recording is still being recorded: its keys come with its ready event
     PENDING = "pending"  # keys known, removal due or being retried

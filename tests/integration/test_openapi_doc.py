@@ -4,6 +4,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 from tests.plugins.service import ServiceFactory, service_env
 from tests.support.paths import DOCS
@@ -30,3 +33,16 @@ async def test_committed_openapi_matches_the_served_one(
     committed = json.loads(DOC.read_text())
     assert committed == served, "docs/openapi.json is stale: regenerate it (see this module's docstring)"
     assert set(committed["paths"]) >= CONTRACT_PATHS
+
+
+def test_the_image_serves_the_same_document_under_python_OO() -> None:
+    """The image runs with PYTHONOPTIMIZE=2, which drops docstrings; nothing the document says may
+    come from one (the enums' descriptions are assignments, core/statuses.py)."""
+    out = subprocess.run(
+        [sys.executable, "-OO", "-m", "recorder_service.openapi"],
+        capture_output=True,
+        check=True,
+        timeout=60,
+        env={**os.environ, "PYTHONOPTIMIZE": "2"},
+    )
+    assert json.loads(out.stdout) == json.loads(DOC.read_text())

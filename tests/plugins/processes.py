@@ -55,6 +55,8 @@ def spawn(env: dict[str, str], *args: str, port: int | None = None) -> Replica:
         env={
             "PATH": os.environ.get("PATH", "/usr/bin"),
             **{k: v for k, v in os.environ.items() if k.startswith("AWS_")},
+            # As the image runs it (Dockerfile): no docstrings, no asserts.
+            "PYTHONOPTIMIZE": "2",
             **env,
         },
         stdout=subprocess.DEVNULL,

@@ -387,11 +387,24 @@ async def apply_meeting_ended(uow: UnitOfWork, p: MeetingPayload) -> Effect:
     meeting = await meeting_for_room(uow, p.room, p.start_ts)
     if meeting is None:
         return Effect(InboxState.IGNORED, detail="no registered meeting for this room and time")
-    ended_at = p.end_ts
     for rec in await uow.recordings.list_for_meeting(meeting.id):
-        started = rec.started_at.timestamp() if rec.started_at else None
-        if rec.status == RecordingStatus.RECORDING and (
-            ended_at is None or started is None or started <= ended_at
-        ):
+        if rec.status == RecordingStatus.RECORDING and (p.end_ts is None or began_before(rec, p.end_ts)):
             await uow.recordings.set_fields_unless_deleted(rec.id, status=RecordingStatus.FINISHING)
     return Effect(InboxState.APPLIED, meeting.id)
+
+
+# Daily's reconnect window (up to 20 s before meeting.ended) means nobody joined within seconds
+# after `end_ts`: a session starting that close to it began before the end.
+UNNAMED_START_SLACK_S = 2.0
+
+
+def began_before(rec: Recording, end_ts: float) -> bool:
+    """Whether a session began before a meeting's `end_ts` (Daily's clock, to 0.1 s or whole
+    seconds). Daily's own `start_ts` (whole seconds) when Daily named the session; otherwise our
+    confirmation time (microseconds, our clock, after Daily's start by the API round trip),
+    within UNNAMED_START_SLACK_S."""
+    if rec.start_ts is not None:
+        return rec.start_ts <= end_ts
+    if rec.started_at is None:
+        return True
+    return rec.started_at.timestamp() <= end_ts + UNNAMED_START_SLACK_S

@@ -216,6 +216,30 @@ def test_dockerfile_env_names_known_settings(dockerfile: list[Instruction]) -> N
     assert unknown_recorder_variables(names) == []
 
 
+def _env(instructions: list[Instruction], stage: int) -> dict[str, str]:
+    return dict(
+        part.split("=", 1)
+        for i in instructions
+        if i.keyword == "ENV" and i.stage == stage
+        for part in i.value.split()
+        if "=" in part
+    )
+
+
+def test_the_bytecode_is_compiled_for_the_optimization_level_the_image_runs_at(
+    dockerfile: list[Instruction],
+) -> None:
+    # Compiled for another level, every start of every process would compile every module
+    # again (PYTHONDONTWRITEBYTECODE: never saved), and keep the compiler's garbage.
+    last = max(i.stage for i in dockerfile)
+    assert _env(dockerfile, last).get("PYTHONOPTIMIZE") == "2"
+    assert _env(dockerfile, last).get("PYTHONDONTWRITEBYTECODE") == "1"
+    builder = _env(dockerfile, 0)
+    assert builder.get("PYTHONOPTIMIZE") == "2" and builder.get("UV_COMPILE_BYTECODE") == "0"
+    runs = " ".join(i.value for i in dockerfile if i.keyword == "RUN" and i.stage == 0)
+    assert re.search(r"-m compileall -q -j 0 -o 2 /opt/venv/lib/python3\.11/site-packages", runs)
+
+
 def test_dockerignore_keeps_junk_out_but_not_what_the_image_copies(dockerfile: list[Instruction]) -> None:
     patterns = {
         line.strip()

@@ -87,7 +87,11 @@ def _shape(shape: Shape | None, seen: frozenset[str] = frozenset()) -> object:
     if shape.name in seen:
         return shape.name
     seen = seen | {shape.name}
-    out: dict[str, object] = {"name": shape.name, "type": shape.type_name, "serialization": shape.serialization}
+    out: dict[str, object] = {
+        "name": shape.name,
+        "type": shape.type_name,
+        "serialization": shape.serialization,
+    }
     for field in ("member", "key", "value"):
         sub = getattr(shape, field, None)
         if isinstance(sub, Shape):
@@ -140,7 +144,9 @@ def test_trimming_keeps_only_what_is_reached() -> None:
     assert set(trimmed["operations"]) == {"Keep"}
     assert set(trimmed["shapes"]) == {"In", "TagList", "Tag", "K", "Out", "Err"}
 
-    endpoints = {"partitions": [{"partition": "aws", "regions": {"r": {}}, "services": {"s3": {}, "ec2": {}}}]}
+    endpoints = {
+        "partitions": [{"partition": "aws", "regions": {"r": {}}, "services": {"s3": {}, "ec2": {}}}]
+    }
     assert trim_endpoints(endpoints)["partitions"] == [
         {"partition": "aws", "regions": {"r": {}}, "services": {"s3": {}}}
     ]

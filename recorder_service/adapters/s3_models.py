@@ -7,7 +7,7 @@ rule set. The service calls four S3 operations. `lean_session()` gives a botocor
 whose loader reads the same files into plain dicts (ordered as well since Python 3.7),
 keeps only the services in `ENDPOINT_SERVICES` in each partition's endpoint table, and only
 `S3_OPERATIONS` (with every shape they reach) in the S3 model. Measured: idle RSS of `serve`
-8.6 MB smaller (docs/performance.md, "Memory").
+9.3 MB smaller (docs/performance.md, "Memory").
 
 What it changes for callers: the S3 client has the methods in `S3_OPERATIONS` and no others
 (an `AttributeError` for any other: add the operation here when storage.py calls a new one);

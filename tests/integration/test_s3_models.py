@@ -8,7 +8,7 @@ import json
 import os
 import urllib.parse
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Literal
 
 import botocore
 import pytest
@@ -25,7 +25,8 @@ from recorder_service.adapters.s3_models import (
 )
 from recorder_service.adapters.storage import RecordingStorage
 
-CREDENTIALS = {"aws_access_key_id": "AKIDEXAMPLE", "aws_secret_access_key": "secret"}
+AKID, SECRET = "AKIDEXAMPLE", "secret"
+Service = Literal["s3", "sts", "sso", "sso-oidc"]
 DATA = os.path.join(os.path.dirname(botocore.__file__), "data")
 
 
@@ -44,10 +45,14 @@ def sessions() -> tuple[AioSession, AioSession]:
     return get_session(), lean_session()
 
 
-async def _describe(session: AioSession, service: str, region: str) -> dict[str, object]:
+async def _describe(session: AioSession, service: Service, region: str) -> dict[str, object]:
     """What a client resolves to: its endpoint, region, and the credential scope it signs with."""
     async with session.create_client(
-        service, region_name=region, config=AioConfig(signature_version="s3v4"), **CREDENTIALS
+        service,
+        region_name=region,
+        config=AioConfig(signature_version="s3v4"),
+        aws_access_key_id=AKID,
+        aws_secret_access_key=SECRET,
     ) as client:
         out: dict[str, object] = {"endpoint": client.meta.endpoint_url, "region": client.meta.region_name}
         if service == "s3":
@@ -62,7 +67,7 @@ async def _describe(session: AioSession, service: str, region: str) -> dict[str,
 
 @pytest.mark.parametrize("service", ["s3", "sts"])
 async def test_every_region_of_every_partition_resolves_as_with_the_stock_data(
-    sessions: tuple[AioSession, AioSession], service: str
+    sessions: tuple[AioSession, AioSession], service: Service
 ) -> None:
     stock, lean = sessions
     regions = _regions()
@@ -73,7 +78,7 @@ async def test_every_region_of_every_partition_resolves_as_with_the_stock_data(
 
 @pytest.mark.parametrize("service", ["sso", "sso-oidc"])
 async def test_the_credential_chains_sso_clients_resolve_as_with_the_stock_data(
-    sessions: tuple[AioSession, AioSession], service: str
+    sessions: tuple[AioSession, AioSession], service: Service
 ) -> None:
     stock, lean = sessions
     for region in ("us-east-1", "eu-west-1", "ap-southeast-2", "cn-north-1", "us-gov-west-1"):
@@ -107,8 +112,12 @@ async def test_the_s3_model_keeps_the_service_operations_whole_and_nothing_else(
 ) -> None:
     stock, lean = sessions
     async with (
-        stock.create_client("s3", region_name="us-east-1", **CREDENTIALS) as full,
-        lean.create_client("s3", region_name="us-east-1", **CREDENTIALS) as trimmed,
+        stock.create_client(
+            "s3", region_name="us-east-1", aws_access_key_id=AKID, aws_secret_access_key=SECRET
+        ) as full,
+        lean.create_client(
+            "s3", region_name="us-east-1", aws_access_key_id=AKID, aws_secret_access_key=SECRET
+        ) as trimmed,
     ):
         assert set(trimmed.meta.service_model.operation_names) == S3_OPERATIONS
         assert set(full.meta.service_model.operation_names) > S3_OPERATIONS

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import httpx
+import pytest
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
@@ -313,6 +314,24 @@ def test_context_only_spans_give_the_trace_context_the_sdk_would() -> None:
         with tracer.start_as_current_span("continued", context=parent_context(parent)):
             _v, continued, span_id, got = _traceparent_parts(current_traceparent())
         assert (continued, got) == (INCOMING_TRACE_ID, flags) and span_id != "00f067aa0ba902b7"
+
+
+def test_a_context_only_span_stops_being_current_when_its_block_raises() -> None:
+    tracer = build_telemetry({}, registry=CollectorRegistry()).tracer
+    inside: list[str | None] = []
+
+    def fail() -> None:
+        with tracer.start_as_current_span("failing"):
+            inside.append(current_traceparent())
+            raise ValueError("boom")
+
+    with tracer.start_as_current_span("root"):
+        outer = current_traceparent()
+        with pytest.raises(ValueError, match="boom"):
+            fail()
+        assert inside and inside[0] != outer
+        assert current_traceparent() == outer
+    assert current_traceparent() is None
 
 
 async def test_without_an_exporter_a_callback_continues_the_senders_trace(

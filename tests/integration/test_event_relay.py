@@ -7,13 +7,13 @@ import asyncio
 import json
 import time
 import uuid
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from tests.plugins.receiver import CallbackReceiver
 from tests.plugins.service import AUTH, RunningService, ServiceFactory, service_env
+from tests.support.meetings import meeting_body, register_meeting
 from tests.support.webhooks import envelope, post_webhook, ready_payload
 
 ROOM = "relay-room"
@@ -46,15 +46,7 @@ def participant(event_type: str, event_id: str) -> dict[str, Any]:
 
 
 async def register(svc: RunningService, meeting_id: str) -> None:
-    start = datetime.now(UTC) - timedelta(minutes=10)
-    body = {
-        "room_name": ROOM,
-        "recording_type": "cloud",
-        "start_date": start.isoformat(),
-        "end_date": (start + timedelta(hours=1)).isoformat(),
-    }
-    r = await svc.client.put(f"/v1/meetings/{meeting_id}", json=body, headers=AUTH)
-    assert r.status_code == 201, r.text
+    await register_meeting(svc.client, meeting_id, meeting_body(ROOM))
 
 
 async def test_listed_events_are_relayed_once_signed_and_exactly(

@@ -14,7 +14,8 @@ import pytest
 
 from recorder_service.core.models import Recording, RecordingType, instance_id_for
 from recorder_service.core.statuses import RecordingStatus
-from tests.plugins.service import AUTH, RunningService, ServiceFactory, service_env
+from tests.plugins.service import RunningService, ServiceFactory, service_env
+from tests.support.meetings import meeting_body, register_meeting
 from tests.support.webhooks import envelope, post_webhook
 
 
@@ -26,14 +27,8 @@ async def svc(db_url: str, service_factory: ServiceFactory) -> Any:
 
 async def _meeting(svc: RunningService) -> tuple[str, str]:
     meeting_id, room = str(uuid.uuid4()), f"room-{uuid.uuid4().hex[:8]}"
-    start = datetime.now(UTC) - timedelta(minutes=30)
-    body = {
-        "room_name": room,
-        "recording_type": "cloud",
-        "start_date": start.isoformat(),
-        "end_date": (start + timedelta(hours=2)).isoformat(),
-    }
-    assert (await svc.client.put(f"/v1/meetings/{meeting_id}", json=body, headers=AUTH)).status_code == 201
+    body = meeting_body(room, started_ago=timedelta(minutes=30), lasts=timedelta(hours=2))
+    await register_meeting(svc.client, meeting_id, body)
     return meeting_id, room
 
 

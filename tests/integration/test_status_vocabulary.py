@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -13,6 +13,7 @@ import pytest
 from recorder_service.core.models import Recording, instance_id_for
 from recorder_service.core.statuses import RecordingStatus
 from tests.plugins.service import AUTH, RunningService, ServiceFactory, service_env
+from tests.support.meetings import meeting_body, register_meeting
 from tests.support.webhooks import envelope, post_webhook, raw_tracks, ready_payload
 
 CONTRACT_STATUSES = {"starting", "recording", "ready", "failed", "deleted"}
@@ -41,14 +42,7 @@ async def send(svc: RunningService, event_type: str, payload: dict[str, Any]) ->
 async def test_a_recording_walks_every_status_and_shows_only_contract_ones(svc: RunningService) -> None:
     meeting_id = str(uuid.uuid4())
     room = f"room-{uuid.uuid4().hex[:8]}"
-    start = datetime.now(UTC) - timedelta(minutes=5)
-    body = {
-        "room_name": room,
-        "recording_type": "cloud",
-        "start_date": start.isoformat(),
-        "end_date": (start + timedelta(hours=1)).isoformat(),
-    }
-    assert (await svc.client.put(f"/v1/meetings/{meeting_id}", json=body, headers=AUTH)).status_code == 201
+    await register_meeting(svc.client, meeting_id, meeting_body(room, started_ago=timedelta(minutes=5)))
     seen: list[str] = []
 
     # Claims our starts have not confirmed yet: "starting".

@@ -24,7 +24,7 @@ import os
 from typing import Any
 
 from aiobotocore.session import AioSession, get_session
-from botocore.loaders import JSONFileLoader, Loader
+from botocore.loaders import JSONFileLoader, create_loader
 
 # What storage.py calls (generate_presigned_url signs a GetObject).
 S3_OPERATIONS = frozenset({"GetObject", "HeadBucket", "HeadObject", "DeleteObject"})
@@ -103,17 +103,11 @@ class LeanJSONFileLoader(JSONFileLoader):
         return data
 
 
-class LeanLoader(Loader):
-    FILE_LOADER_CLASS = LeanJSONFileLoader
-
-
 def lean_session() -> AioSession:
-    """A botocore session (aiobotocore) that loads its data through LeanLoader; AWS_DATA_PATH
-    is honoured as botocore itself does."""
+    """A botocore session (aiobotocore) whose data loader reads through LeanJSONFileLoader; the
+    loader is botocore's own (`create_loader`: AWS_DATA_PATH honoured as botocore does)."""
     session = get_session()
-    data_path = session.get_config_variable("data_path")
-    paths = (
-        [os.path.expanduser(os.path.expandvars(p)) for p in data_path.split(os.pathsep)] if data_path else []
-    )
-    session.register_component("data_loader", LeanLoader(extra_search_paths=paths))
+    loader = create_loader(session.get_config_variable("data_path"))
+    loader.file_loader = LeanJSONFileLoader()
+    session.register_component("data_loader", loader)
     return session

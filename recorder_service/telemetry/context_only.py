@@ -13,7 +13,7 @@ the process is what the SDK's would have been.
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from opentelemetry import context as context_api
@@ -22,11 +22,9 @@ from opentelemetry.context import Context
 from opentelemetry.trace import (
     INVALID_SPAN_ID,
     INVALID_TRACE_ID,
-    Link,
     NonRecordingSpan,
     Span,
     SpanContext,
-    SpanKind,
     TraceFlags,
     Tracer,
     TracerProvider,
@@ -47,17 +45,9 @@ def _new_trace_id() -> int:
 
 
 class ContextOnlyTracer(Tracer):
-    def start_span(
-        self,
-        name: str,
-        context: Context | None = None,
-        kind: SpanKind = SpanKind.INTERNAL,
-        attributes: Mapping[str, Any] | None = None,
-        links: Sequence[Link] | None = None,
-        start_time: int | None = None,
-        record_exception: bool = True,
-        set_status_on_exception: bool = True,
-    ) -> Span:
+    # The API's other parameters (kind, attributes, links, times, exception handling) describe
+    # what a span records; this one records nothing, so it takes and ignores them.
+    def start_span(self, name: str, context: Context | None = None, *_args: Any, **_kwargs: Any) -> Span:
         parent = trace.get_current_span(context).get_span_context()
         if parent.is_valid:
             trace_id, flags, state = parent.trace_id, parent.trace_flags, parent.trace_state
@@ -68,16 +58,7 @@ class ContextOnlyTracer(Tracer):
         )
 
     def start_as_current_span(  # type: ignore[override]  # the API's is an async-capable twin
-        self,
-        name: str,
-        context: Context | None = None,
-        kind: SpanKind = SpanKind.INTERNAL,
-        attributes: Mapping[str, Any] | None = None,
-        links: Sequence[Link] | None = None,
-        start_time: int | None = None,
-        record_exception: bool = True,
-        set_status_on_exception: bool = True,
-        end_on_exit: bool = True,
+        self, name: str, context: Context | None = None, *_args: Any, **_kwargs: Any
     ) -> _CurrentSpan:
         return _CurrentSpan(self.start_span(name, context))
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import subprocess
 import sys
 import time
@@ -23,7 +22,7 @@ from schemathesis import GenerationMode
 
 from recorder_service.app import create_app
 from recorder_service.settings import load_settings
-from tests.plugins.processes import OPTIMIZE, Replica, free_port, spawn, warm_bytecode
+from tests.plugins.processes import Replica, free_port, replica_env, spawn
 from tests.plugins.service import AUTH, service_env
 
 pytestmark = pytest.mark.slow
@@ -56,17 +55,10 @@ def _stop(replica: Replica) -> None:
 def _spawn_logged(env: dict[str, str], log: Path) -> Replica:
     # Like tests.plugins.processes.spawn, but the server's log is kept: a 5xx quotes its traceback.
     port = free_port()
-    warm_bytecode()
     with log.open("wb") as sink:
         process = subprocess.Popen(
             [sys.executable, "-m", "recorder_service.cli", "serve", "--port", str(port)],
-            env={
-                "PATH": os.environ.get("PATH", "/usr/bin"),
-                **{k: v for k, v in os.environ.items() if k.startswith("AWS_")},
-                "PYTHONOPTIMIZE": OPTIMIZE,
-                **env,
-                "RECORDER_LOG_FORMAT": "text",
-            },
+            env=replica_env({**env, "RECORDER_LOG_FORMAT": "text"}),
             stdout=sink,
             stderr=sink,
         )

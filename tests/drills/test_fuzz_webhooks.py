@@ -9,7 +9,6 @@ import contextlib
 import hashlib
 import hmac
 import json
-import os
 import subprocess
 import sys
 import time
@@ -28,7 +27,7 @@ from psycopg import sql
 
 from recorder_service.adapters.db.migrate import upgrade
 from tests.plugins.database import PG_ADMIN_DSN, PG_HOST, _drop_database
-from tests.plugins.processes import OPTIMIZE, free_port, warm_bytecode
+from tests.plugins.processes import free_port, replica_env
 from tests.plugins.service import AUTH, WEBHOOK_SECRET, service_env
 from tests.support.daily_signing import daily_headers
 from tests.support.paths import DAILY_FIXTURES
@@ -106,10 +105,9 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     port = free_port()
     with _own_database() as db_url, log.open("wb") as sink:
         env = service_env(db_url, RECORDER_LOG_LEVEL="ERROR", RECORDER_LOG_FORMAT="text")
-        warm_bytecode()
         process = subprocess.Popen(
             [sys.executable, "-m", "recorder_service.cli", "serve", "--port", str(port)],
-            env={"PATH": os.environ.get("PATH", "/usr/bin"), "PYTHONOPTIMIZE": OPTIMIZE, **env},
+            env=replica_env(env),
             stdout=sink,
             stderr=sink,
         )

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 
@@ -43,6 +42,5 @@ def test_the_image_serves_the_same_document_under_python_OO() -> None:
         capture_output=True,
         check=True,
         timeout=60,
-        env={**os.environ, "PYTHONOPTIMIZE": "2"},
     )
     assert json.loads(out.stdout) == json.loads(DOC.read_text())

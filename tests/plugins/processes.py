@@ -73,20 +73,26 @@ def warm_bytecode() -> None:
     )
 
 
-def spawn(env: dict[str, str], *args: str, port: int | None = None) -> Replica:
+def replica_env(env: dict[str, str]) -> dict[str, str]:
+    """A replica's whole environment: PATH, the caller's AWS_* variables, the image's
+    optimization level, then `env`; the bytecode for that level compiled first (once)."""
     warm_bytecode()
+    return {
+        "PATH": os.environ.get("PATH", "/usr/bin"),
+        **{k: v for k, v in os.environ.items() if k.startswith("AWS_")},
+        "PYTHONOPTIMIZE": OPTIMIZE,
+        **env,
+    }
+
+
+def spawn(env: dict[str, str], *args: str, port: int | None = None) -> Replica:
     port = port or free_port()
     command = [sys.executable, "-m", "recorder_service.cli", *args]
     if args and args[0] == "serve":
         command += ["--port", str(port)]
     process = subprocess.Popen(
         command,
-        env={
-            "PATH": os.environ.get("PATH", "/usr/bin"),
-            **{k: v for k, v in os.environ.items() if k.startswith("AWS_")},
-            "PYTHONOPTIMIZE": OPTIMIZE,
-            **env,
-        },
+        env=replica_env(env),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

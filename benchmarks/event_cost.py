@@ -17,6 +17,12 @@ measured in the same run:
   5. playback redirects (each with a playback token) at 1/8/64 senders ÷ `GET /healthz` at the
      same concurrency; the token check alone, in-process.
 
+What bounds goals 1 and 2, measured in the same run: PostgreSQL's own CPU (every `postgres`
+process read from /proc, when the server runs on this machine) per event at 64 senders and per
+ceiling row, and what the cores allow at those costs; one bare PostgreSQL round trip's CPU on
+the service's stack (psycopg, prepared, uvloop) and one rate-limit hit through the service's
+Redis adapter, against `/healthz`.
+
     uv run python benchmarks/event_cost.py [--quick] [--json out.json]
 
 Memory (goal 6) is `benchmarks/memory.py`, with the same set-up.
@@ -43,6 +49,7 @@ from typing import Any
 import aioboto3
 import aiohttp
 import psycopg
+import redis.asyncio as aioredis
 from aiohttp import web
 from harness import (
     PLAYBACK_SECRET,
@@ -52,6 +59,7 @@ from harness import (
     cpu_seconds,
     free_port,
     make_session,
+    postgres_cpu_seconds,
     redis_prefix,
     running,
     service_env,
@@ -59,14 +67,16 @@ from harness import (
 )
 from harness import run as harness_run
 from moto.server import ThreadedMotoServer
-from webhook_ingest import durable_ceiling, healthz, register_meetings, webhook_request
+from webhook_ingest import CEILING_WARMUP_S, durable_ceiling, healthz, register_meetings, webhook_request
 
+from recorder_service.adapters.coordination import RedisCoordinator
 from recorder_service.client import mint_playback_token
 from recorder_service.core.playback_tokens import PlaybackTokens
 
 MEETINGS = 50
 CALLBACK_KEY = b"bench-callback-key-0123456789abcdef"
 CALLBACK_SECRET = "whsec_" + base64.b64encode(CALLBACK_KEY).decode()
+REDIS_URL = "redis://127.0.0.1:6379/0"
 DRAIN_TIMEOUT_S = float(os.environ.get("BENCH_DRAIN_TIMEOUT_S", "600"))
 
 
@@ -137,7 +147,7 @@ def deployed_env(db_url: str, callback_url: str, s3_endpoint: str, bucket: str) 
     return service_env(
         db_url,
         RECORDER_BACKGROUND="true",
-        RECORDER_REDIS_URL="redis://127.0.0.1:6379/0",
+        RECORDER_REDIS_URL=REDIS_URL,
         RECORDER_REDIS_PREFIX=redis_prefix(),
         RECORDER_CALLBACK_URL=callback_url,
         RECORDER_CALLBACK_SECRET=CALLBACK_SECRET,
@@ -153,19 +163,27 @@ async def create_bucket(endpoint: str) -> str:
     return bucket
 
 
-async def pending_events(dsn: str) -> int:
-    async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
-        cur = await conn.execute("SELECT count(*) FROM inbox_events WHERE state = 'pending'")
-        row = await cur.fetchone()
-        return int(row[0]) if row else 0
+async def pending_events(conn: psycopg.AsyncConnection[Any]) -> int:
+    cur = await conn.execute("SELECT count(*) FROM inbox_events WHERE state = 'pending'")
+    row = await cur.fetchone()
+    return int(row[0]) if row else 0
 
 
 async def drain(receiver: Receiver, expected: int, dsn: str) -> float:
     """Waits until `expected` distinct callbacks have arrived and no event is pending; returns
-    the time that took (the last delivery's arrival, not the poll that saw it)."""
+    the time that took (the last delivery's arrival, not the poll that saw it). One connection
+    for the polling: a new one per poll would fork a PostgreSQL backend 100 times a second and
+    count against the server's CPU per event."""
     started = time.perf_counter()
+    async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+        return await _drain(receiver, expected, dsn, conn, started)
+
+
+async def _drain(
+    receiver: Receiver, expected: int, dsn: str, conn: psycopg.AsyncConnection[Any], started: float
+) -> float:
     while True:
-        if len(receiver.ids) >= expected and await pending_events(dsn) == 0:
+        if len(receiver.ids) >= expected and await pending_events(conn) == 0:
             return max(receiver.last_at, started) - started
         if time.perf_counter() - started > DRAIN_TIMEOUT_S:
             raise TimeoutError(
@@ -194,6 +212,13 @@ class EndToEnd:
     acked: LoadResult
     catch_up_s: float
     service_cpu_s: float
+    postgres_cpu_s: float | None = None
+
+    @property
+    def postgres_ms_per_event(self) -> float | None:
+        if self.postgres_cpu_s is None:
+            return None
+        return self.postgres_cpu_s / self.acked.count * 1000
 
     @property
     def applied_per_s(self) -> float:
@@ -209,7 +234,16 @@ class EndToEnd:
             f"acknowledged {self.acked.rps:7.0f}/s (p50 {self.acked.pct_ms(0.5):.2f} ms, "
             f"p99 {self.acked.pct_ms(0.99):.2f} ms)  catch-up {self.catch_up_s:6.2f} s  "
             f"applied+delivered {self.applied_per_s:7.0f}/s  service CPU {self.cpu_ms_per_event:6.2f} ms/event"
+            f"  PostgreSQL CPU {_ms(self.postgres_ms_per_event)} ms/event"
         )
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
+
+
+def _ms(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}"
 
 
 async def webhooks_end_to_end(
@@ -231,6 +265,7 @@ async def webhooks_end_to_end(
     await drain(receiver, before + warm.count, dsn)
     before = len(receiver.ids)
     cpu_before = cpu_seconds(pid)
+    pg_before = postgres_cpu_seconds()
     async with make_session(concurrency, url) as session:
         acked = await closed_loop(
             f"webhooks end to end, c={concurrency}",
@@ -243,7 +278,22 @@ async def webhooks_end_to_end(
         )
     catch_up = await drain(receiver, before + acked.count, dsn)
     cpu = cpu_seconds(pid) - cpu_before
-    return EndToEnd(f"webhooks c={concurrency}", acked, catch_up, cpu)
+    pg_after = postgres_cpu_seconds()
+    pg = None if pg_before is None or pg_after is None else pg_after - pg_before
+    return EndToEnd(f"webhooks c={concurrency}", acked, catch_up, cpu, pg)
+
+
+async def measured_ceiling(dsn: str, duration_s: float) -> tuple[LoadResult, float | None]:
+    """The durable-write ceiling and PostgreSQL's CPU per row it wrote (None: not visible)."""
+    pg_before = postgres_cpu_seconds()
+    ceiling = await durable_ceiling(dsn, duration_s)
+    await asyncio.sleep(0.2)  # the postmaster collects the exited backends' CPU time
+    pg_after = postgres_cpu_seconds()
+    if pg_before is None or pg_after is None:
+        return ceiling, None
+    # The warm-up's rows are not in `ceiling.count`: their share of the CPU is counted by time.
+    warm_share = ceiling.elapsed_s / (ceiling.elapsed_s + CEILING_WARMUP_S)
+    return ceiling, (pg_after - pg_before) * warm_share / ceiling.count * 1000
 
 
 _CALLBACK_INSERT = (
@@ -272,6 +322,34 @@ async def callback_delivery(dsn: str, pid: int, receiver: Receiver, count: int) 
     cpu = cpu_seconds(pid) - cpu_before
     span = receiver.last_at - (receiver.first_at or receiver.last_at)
     return cpu / count * 1000, (count - 1) / span if span > 0 else float("nan")
+
+
+async def round_trip_us(dsn: str, n: int = 3000) -> float:
+    """CPU of one bare PostgreSQL round trip on the service's stack (psycopg, async, prepared,
+    on uvloop), in this process: the floor under each statement an event costs."""
+    async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+        for i in range(100):  # prepared after psycopg's threshold
+            await conn.execute("SELECT %s::int", (i,), prepare=True)
+        t0 = time.process_time()
+        for i in range(n):
+            await conn.execute("SELECT %s::int", (i,), prepare=True)
+        return (time.process_time() - t0) / n * 1e6
+
+
+async def rate_limit_hit_us(n: int = 3000) -> float:
+    """CPU of one rate-limit hit through the service's own Redis adapter (one script round trip,
+    as a playback redirect pays it), in this process."""
+    client = aioredis.Redis.from_url(REDIS_URL)
+    try:
+        coordinator = RedisCoordinator(client, redis_prefix())
+        for _ in range(100):
+            await coordinator.hit("bench", limit=10**9, window_s=60)
+        t0 = time.process_time()
+        for _ in range(n):
+            await coordinator.hit("bench", limit=10**9, window_s=60)
+        return (time.process_time() - t0) / n * 1e6
+    finally:
+        await client.aclose()
 
 
 def token_check_us(n: int = 20_000) -> float:
@@ -361,26 +439,39 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     print(res.row())
                 if receiver.bad:
                     print(f"!! {receiver.bad} callbacks failed the receiver's signature check")
-        ceiling = await durable_ceiling(dsn, step_s)
-        print(ceiling.row())
+        ceiling, pg_per_row_ms = await measured_ceiling(dsn, step_s)
+        print(ceiling.row() + f"  PostgreSQL CPU {_ms(pg_per_row_ms)} ms/row")
+        rt_us = await round_trip_us(dsn)
+        print(
+            f"one bare PostgreSQL round trip (psycopg, prepared, uvloop), in-process: {rt_us:.0f} µs of CPU"
+        )
+        hit_us = await rate_limit_hit_us()
+        print(f"one rate-limit hit (the service's Redis adapter), in-process: {hit_us:.0f} µs of CPU")
     token_us = token_check_us()
     print(f"playback token check, in-process: {token_us:.1f} µs")
 
     h1 = health[1].cpu_ms_per_request or float("nan")
+    h8 = health[8].cpu_ms_per_request or float("nan")
     ratios = {
         "1_lone_webhook_cpu_vs_healthz": lone.cpu_ms_per_event / h1,
+        "1_round_trip_cpu_vs_healthz": rt_us / 1000 / h1,
         "2_applied_end_to_end_vs_ceiling_at_64": burst.applied_per_s / ceiling.rps,
         "3_acknowledged_vs_ceiling_at_64": burst.acked.rps / ceiling.rps,
         "3_p99_ms_at_8": eight.acked.pct_ms(0.99),
         "4_callback_cpu_ms": cb_cpu_ms,
         "4_callback_deliveries_per_s": cb_rate,
         "5_playback_vs_healthz_at_8": play[8].rps / health[8].rps,
+        "5_round_trips_cpu_vs_healthz_at_8": (rt_us + hit_us) / 1000 / h8,
         "5_playback_64_vs_8": play[64].rps / play[8].rps,
         "5_token_check_us": token_us,
     }
     print()
     print(
         f"1 lone webhook: {lone.cpu_ms_per_event:.2f} ms ÷ /healthz {h1:.3f} ms = {ratios['1_lone_webhook_cpu_vs_healthz']:.1f}x   (goal ≤ 5x)"
+    )
+    print(
+        f"  one PostgreSQL round trip {rt_us:.0f} µs = {ratios['1_round_trip_cpu_vs_healthz']:.2f}x /healthz: "
+        f"5x allows {5 / ratios['1_round_trip_cpu_vs_healthz']:.1f} round trips per event and no HTTP"
     )
     print(
         f"2 applied end to end at 64: {burst.applied_per_s:.0f}/s ÷ durable ceiling {ceiling.rps:.0f}/s = "
@@ -390,11 +481,36 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         f"3 acknowledged at 64: {burst.acked.rps:.0f}/s ÷ {ceiling.rps:.0f}/s = "
         f"{ratios['3_acknowledged_vs_ceiling_at_64']:.2f}   (goal ≥ 1.0); p99 at 8: {ratios['3_p99_ms_at_8']:.2f} ms"
     )
+    pg_event_ms = burst.postgres_ms_per_event
+    if pg_event_ms is not None and pg_per_row_ms is not None:
+        # Even with a service and senders that cost nothing, the server cannot apply events
+        # faster than its cores allow at its own CPU per event.
+        pg_bound = (os.cpu_count() or 1) * 1000 / pg_event_ms
+        ratios["2_postgres_cpu_event_vs_ceiling_row"] = pg_event_ms / pg_per_row_ms
+        ratios["2_postgres_bound_vs_ceiling"] = pg_bound / ceiling.rps
+        both_ms = burst.cpu_ms_per_event + pg_event_ms
+        both_bound = (os.cpu_count() or 1) * 1000 / both_ms
+        ratios["2_service_and_postgres_bound_vs_ceiling"] = both_bound / ceiling.rps
+        print(
+            f"  PostgreSQL CPU per event at 64 {pg_event_ms:.2f} ms = {pg_event_ms / pg_per_row_ms:.1f}x per "
+            f"ceiling row ({pg_per_row_ms:.2f} ms): its {os.cpu_count()} cores alone bound applied at "
+            f"{pg_bound:.0f}/s = {ratios['2_postgres_bound_vs_ceiling']:.2f}x the ceiling"
+        )
+        print(
+            f"  service + PostgreSQL {both_ms:.2f} ms of CPU per event: the cores bound applied at "
+            f"{both_bound:.0f}/s = {ratios['2_service_and_postgres_bound_vs_ceiling']:.2f}x the ceiling; "
+            f"0.5x needs ≤ {(os.cpu_count() or 1) * 1000 / (0.5 * ceiling.rps):.2f} ms for both"
+        )
     print(f"4 callback delivery: {cb_cpu_ms:.3f} ms of CPU each (goal < 1 ms), {cb_rate:.0f}/s")
     print(
         f"5 playback: c=8 {play[8].rps:.0f}/s ÷ /healthz c=8 {health[8].rps:.0f}/s = "
         f"{ratios['5_playback_vs_healthz_at_8']:.0%} (goal ≥ 25 %); c=64 {play[64].rps:.0f}/s "
         f"({ratios['5_playback_64_vs_8']:.2f}x c=8, goal ≥ 1); token check {token_us:.1f} µs (goal ≤ 20)"
+    )
+    print(
+        f"  a redirect's two round trips alone (PostgreSQL read {rt_us:.0f} µs + rate-limit hit {hit_us:.0f} µs) "
+        f"= {ratios['5_round_trips_cpu_vs_healthz_at_8']:.1f}x a /healthz at 8 ({h8 * 1000:.0f} µs); "
+        f"25 % allows 4x for the whole request"
     )
     out["ratios"] = {k: round(v, 4) for k, v in ratios.items()}
     out["steps"] = (
@@ -405,11 +521,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 "catch_up_s": round(e.catch_up_s, 3),
                 "applied_per_s": round(e.applied_per_s, 1),
                 "service_cpu_ms_per_event": round(e.cpu_ms_per_event, 3),
+                "postgres_cpu_ms_per_event": _rounded(e.postgres_ms_per_event),
             }
             for e in (lone, eight, burst)
         ]
         + [r.as_dict() for r in play.values()]
-        + [ceiling.as_dict()]
+        + [{**ceiling.as_dict(), "postgres_cpu_ms_per_row": _rounded(pg_per_row_ms)}]
     )
     return out
 

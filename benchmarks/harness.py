@@ -403,10 +403,51 @@ def run(main: Coroutine[Any, Any, T]) -> T:
     return asyncio.run(main)
 
 
+def _stat_fields(pid: int | str) -> tuple[str, list[str]]:
+    """(command name, the fields after it) from /proc/<pid>/stat."""
+    text = Path(f"/proc/{pid}/stat").read_text()
+    head, _, rest = text.rpartition(")")
+    return head.partition("(")[2], rest.split()
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process, from /proc/<pid>/stat."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    fields = _stat_fields(pid)[1]
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def postgres_cpu_seconds() -> float | None:
+    """User + system CPU time of the local PostgreSQL server: every live `postgres` process, plus
+    what the postmaster collected from the backends that have exited (its children's times), so
+    that a connection closed during a step still counts. None when no such process is visible
+    (a server on another machine, or in a container this one cannot see into)."""
+    live = 0
+    reaped = 0
+    seen = False
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            name, fields = _stat_fields(entry.name)
+        except OSError:  # gone between the listing and the read
+            continue
+        if name != "postgres":
+            continue
+        seen = True
+        live += int(fields[11]) + int(fields[12])
+        if _is_postmaster(fields[1]):
+            reaped += int(fields[13]) + int(fields[14])
+    if not seen:
+        return None
+    return (live + reaped) / os.sysconf("SC_CLK_TCK")
+
+
+def _is_postmaster(parent_pid: str) -> bool:
+    """A postgres process whose parent is not postgres is the postmaster."""
+    try:
+        return _stat_fields(parent_pid)[0] != "postgres"
+    except OSError:
+        return True
 
 
 async def _drive(

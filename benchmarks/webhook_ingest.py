@@ -43,6 +43,7 @@ from harness import run as harness_run
 
 CONCURRENCIES = (1, 8, 64)
 CEILING_TASKS = 64
+CEILING_WARMUP_S = 0.3  # each connection writes for this long before the ceiling is timed
 # Events spread over this many registered meetings, as real traffic is (one meeting rarely gets
 # more than a few recordings); each matched event adds one ready cloud recording.
 MEETINGS = 200
@@ -117,7 +118,7 @@ async def durable_ceiling(dsn: str, duration_s: float, *, batch: int = 1) -> Loa
                 latencies.append(time.perf_counter() - t0)
                 rows += batch
 
-    await asyncio.gather(*(task(time.perf_counter() + 0.3) for _ in range(CEILING_TASKS)))  # warm-up
+    await asyncio.gather(*(task(time.perf_counter() + CEILING_WARMUP_S) for _ in range(CEILING_TASKS)))
     latencies.clear()
     rows = 0
     t0 = time.perf_counter()

@@ -28,6 +28,7 @@ from recorder_service.services.ingest import apply_events, inbox_row_for, pendin
 from recorder_service.workers.apply_queue import BATCH, ApplyQueue
 from tests.integration.test_webhooks import ROOM, T0, callbacks, meeting, register
 from tests.plugins.service import AUTH, RunningService, ServiceFactory, service_env
+from tests.support.recordings import own_session
 from tests.support.webhooks import envelope, post_webhook, raw_tracks, ready_payload, until_applied
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
@@ -216,14 +217,7 @@ async def test_a_started_event_racing_the_start_calls_confirmation_names_the_cla
                 )
             )
             claim = await uow.recordings.insert(
-                Recording(
-                    id=str(uuid.uuid4()),
-                    meeting_id=meeting_id,
-                    type="raw-tracks",
-                    instance_id=instance_id_for(meeting_id, "raw-tracks"),
-                    status=RecordingStatus.STARTING,
-                    room_name=room,
-                )
+                own_session(meeting_id, "raw-tracks", RecordingStatus.STARTING, room_name=room)
             )
         started = RecordingStartedPayload(
             recording_id="daily-started",

@@ -12,10 +12,11 @@ from typing import Any
 
 import pytest
 
-from recorder_service.core.models import Recording, RecordingType, instance_id_for
+from recorder_service.core.models import RecordingType
 from recorder_service.core.statuses import RecordingStatus
 from tests.plugins.service import RunningService, ServiceFactory, service_env
 from tests.support.meetings import meeting_body, register_meeting
+from tests.support.recordings import own_session
 from tests.support.webhooks import envelope, post_webhook
 
 
@@ -41,12 +42,10 @@ async def _recording(
     started_at: float,
     start_ts: int | None = None,
 ) -> str:
-    rec = Recording(
-        id=str(uuid.uuid4()),
-        meeting_id=meeting_id,
-        type=rec_type,
-        instance_id=instance_id_for(meeting_id, rec_type),
-        status=RecordingStatus.RECORDING,
+    rec = own_session(
+        meeting_id,
+        rec_type,
+        RecordingStatus.RECORDING,
         room_name=room,
         daily_recording_id=str(uuid.uuid4()) if start_ts is not None else None,
         start_ts=start_ts,

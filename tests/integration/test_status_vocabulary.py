@@ -10,10 +10,11 @@ from typing import Any
 
 import pytest
 
-from recorder_service.core.models import Recording, instance_id_for
+from recorder_service.core.models import instance_id_for
 from recorder_service.core.statuses import RecordingStatus
 from tests.plugins.service import AUTH, RunningService, ServiceFactory, service_env
 from tests.support.meetings import meeting_body, register_meeting
+from tests.support.recordings import own_session
 from tests.support.webhooks import envelope, post_webhook, raw_tracks, ready_payload
 
 CONTRACT_STATUSES = {"starting", "recording", "ready", "failed", "deleted"}
@@ -49,14 +50,7 @@ async def test_a_recording_walks_every_status_and_shows_only_contract_ones(svc: 
     async with svc.app_state.resources.db.transaction() as uow:  # type: ignore[attr-defined]
         for rec_type in ("raw-tracks", "cloud"):
             await uow.recordings.insert(
-                Recording(
-                    id=str(uuid.uuid4()),
-                    meeting_id=meeting_id,
-                    type=rec_type,
-                    instance_id=instance_id_for(meeting_id, rec_type),
-                    status=RecordingStatus.STARTING,
-                    room_name=room,
-                )
+                own_session(meeting_id, rec_type, RecordingStatus.STARTING, room_name=room)
             )
     seen += await shown(svc, meeting_id)
     assert seen == ["starting", "starting"]

@@ -61,13 +61,14 @@ from harness import (
     make_session,
     postgres_cpu_seconds,
     redis_prefix,
+    rounded,
     running,
     service_env,
     spawn_service,
 )
 from harness import run as harness_run
 from moto.server import ThreadedMotoServer
-from webhook_ingest import CEILING_WARMUP_S, durable_ceiling, healthz, register_meetings, webhook_request
+from webhook_ingest import durable_ceiling, healthz, register_meetings, webhook_request
 
 from recorder_service.adapters.coordination import RedisCoordinator
 from recorder_service.client import mint_playback_token
@@ -176,21 +177,15 @@ async def drain(receiver: Receiver, expected: int, dsn: str) -> float:
     count against the server's CPU per event."""
     started = time.perf_counter()
     async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
-        return await _drain(receiver, expected, dsn, conn, started)
-
-
-async def _drain(
-    receiver: Receiver, expected: int, dsn: str, conn: psycopg.AsyncConnection[Any], started: float
-) -> float:
-    while True:
-        if len(receiver.ids) >= expected and await pending_events(conn) == 0:
-            return max(receiver.last_at, started) - started
-        if time.perf_counter() - started > DRAIN_TIMEOUT_S:
-            raise TimeoutError(
-                f"{len(receiver.ids)} of {expected} callbacks after {DRAIN_TIMEOUT_S} s; "
-                f"stored: {await _states(dsn)}"
-            )
-        await asyncio.sleep(0.01)
+        while True:
+            if len(receiver.ids) >= expected and await pending_events(conn) == 0:
+                return max(receiver.last_at, started) - started
+            if time.perf_counter() - started > DRAIN_TIMEOUT_S:
+                raise TimeoutError(
+                    f"{len(receiver.ids)} of {expected} callbacks after {DRAIN_TIMEOUT_S} s; "
+                    f"stored: {await _states(dsn)}"
+                )
+            await asyncio.sleep(0.01)
 
 
 async def _states(dsn: str) -> dict[str, int]:
@@ -238,10 +233,6 @@ class EndToEnd:
         )
 
 
-def _rounded(value: float | None) -> float | None:
-    return None if value is None else round(value, 3)
-
-
 def _ms(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.2f}"
 
@@ -281,19 +272,6 @@ async def webhooks_end_to_end(
     pg_after = postgres_cpu_seconds()
     pg = None if pg_before is None or pg_after is None else pg_after - pg_before
     return EndToEnd(f"webhooks c={concurrency}", acked, catch_up, cpu, pg)
-
-
-async def measured_ceiling(dsn: str, duration_s: float) -> tuple[LoadResult, float | None]:
-    """The durable-write ceiling and PostgreSQL's CPU per row it wrote (None: not visible)."""
-    pg_before = postgres_cpu_seconds()
-    ceiling = await durable_ceiling(dsn, duration_s)
-    await asyncio.sleep(0.2)  # the postmaster collects the exited backends' CPU time
-    pg_after = postgres_cpu_seconds()
-    if pg_before is None or pg_after is None:
-        return ceiling, None
-    # The warm-up's rows are not in `ceiling.count`: their share of the CPU is counted by time.
-    warm_share = ceiling.elapsed_s / (ceiling.elapsed_s + CEILING_WARMUP_S)
-    return ceiling, (pg_after - pg_before) * warm_share / ceiling.count * 1000
 
 
 _CALLBACK_INSERT = (
@@ -439,8 +417,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     print(res.row())
                 if receiver.bad:
                     print(f"!! {receiver.bad} callbacks failed the receiver's signature check")
-        ceiling, pg_per_row_ms = await measured_ceiling(dsn, step_s)
-        print(ceiling.row() + f"  PostgreSQL CPU {_ms(pg_per_row_ms)} ms/row")
+        ceiling = await durable_ceiling(dsn, step_s)
+        print(ceiling.row())
         rt_us = await round_trip_us(dsn)
         print(
             f"one bare PostgreSQL round trip (psycopg, prepared, uvloop), in-process: {rt_us:.0f} µs of CPU"
@@ -482,6 +460,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         f"{ratios['3_acknowledged_vs_ceiling_at_64']:.2f}   (goal ≥ 1.0); p99 at 8: {ratios['3_p99_ms_at_8']:.2f} ms"
     )
     pg_event_ms = burst.postgres_ms_per_event
+    pg_per_row_ms = ceiling.postgres_cpu_ms_per_request
     if pg_event_ms is not None and pg_per_row_ms is not None:
         # Even with a service and senders that cost nothing, the server cannot apply events
         # faster than its cores allow at its own CPU per event.
@@ -521,12 +500,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 "catch_up_s": round(e.catch_up_s, 3),
                 "applied_per_s": round(e.applied_per_s, 1),
                 "service_cpu_ms_per_event": round(e.cpu_ms_per_event, 3),
-                "postgres_cpu_ms_per_event": _rounded(e.postgres_ms_per_event),
+                "postgres_cpu_ms_per_event": rounded(e.postgres_ms_per_event),
             }
             for e in (lone, eight, burst)
         ]
         + [r.as_dict() for r in play.values()]
-        + [{**ceiling.as_dict(), "postgres_cpu_ms_per_row": _rounded(pg_per_row_ms)}]
+        + [ceiling.as_dict()]
     )
     return out
 

@@ -302,6 +302,8 @@ class LoadResult:
     service_cpu_s: float | None = None
     # CPU seconds the load generator (this process) used meanwhile: it shares the machine.
     generator_cpu_s: float | None = None
+    # CPU seconds the local PostgreSQL server used during the run (where it was measured).
+    postgres_cpu_s: float | None = None
 
     @property
     def rps(self) -> float:
@@ -321,19 +323,28 @@ class LoadResult:
     def generator_cpu_ms_per_request(self) -> float | None:
         return self._per_request_ms(self.generator_cpu_s)
 
+    @property
+    def postgres_cpu_ms_per_request(self) -> float | None:
+        return self._per_request_ms(self.postgres_cpu_s)
+
     def _per_request_ms(self, seconds: float | None) -> float | None:
         if seconds is None or not self.count:
             return None
         return seconds / self.count * 1000
 
     def row(self) -> str:
-        cpu, generator = self.cpu_ms_per_request, self.generator_cpu_ms_per_request
+        cpu, generator, postgres = (
+            self.cpu_ms_per_request,
+            self.generator_cpu_ms_per_request,
+            self.postgres_cpu_ms_per_request,
+        )
         return (
             f"{self.label:<28} c={self.concurrency:<4} n={self.count:<6} err={self.errors:<4} "
             f"{self.rps:8.0f} req/s  p50 {self.pct_ms(0.5):7.2f} ms  p99 {self.pct_ms(0.99):7.2f} ms  "
             f"max {max(self.latencies_s, default=0) * 1000:7.2f} ms"
             + ("" if cpu is None else f"  service CPU {cpu:5.2f} ms/req")
             + ("" if generator is None else f"  generator CPU {generator:5.2f} ms/req")
+            + ("" if postgres is None else f"  PostgreSQL CPU {postgres:5.2f} ms/req")
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -346,12 +357,13 @@ class LoadResult:
             "p50_ms": round(self.pct_ms(0.5), 2),
             "p99_ms": round(self.pct_ms(0.99), 2),
             "max_ms": round(max(self.latencies_s, default=0) * 1000, 2),
-            "service_cpu_ms_per_request": _rounded(self.cpu_ms_per_request),
-            "generator_cpu_ms_per_request": _rounded(self.generator_cpu_ms_per_request),
+            "service_cpu_ms_per_request": rounded(self.cpu_ms_per_request),
+            "generator_cpu_ms_per_request": rounded(self.generator_cpu_ms_per_request),
+            "postgres_cpu_ms_per_request": rounded(self.postgres_cpu_ms_per_request),
         }
 
 
-def _rounded(value: float | None) -> float | None:
+def rounded(value: float | None) -> float | None:
     return None if value is None else round(value, 3)
 
 

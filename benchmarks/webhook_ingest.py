@@ -32,6 +32,7 @@ from harness import (
     closed_loop,
     make_session,
     meeting_body,
+    postgres_cpu_seconds,
     ready_event,
     redis_prefix,
     running,
@@ -43,7 +44,6 @@ from harness import run as harness_run
 
 CONCURRENCIES = (1, 8, 64)
 CEILING_TASKS = 64
-CEILING_WARMUP_S = 0.3  # each connection writes for this long before the ceiling is timed
 # Events spread over this many registered meetings, as real traffic is (one meeting rarely gets
 # more than a few recordings); each matched event adds one ready cloud recording.
 MEETINGS = 200
@@ -118,14 +118,20 @@ async def durable_ceiling(dsn: str, duration_s: float, *, batch: int = 1) -> Loa
                 latencies.append(time.perf_counter() - t0)
                 rows += batch
 
-    await asyncio.gather(*(task(time.perf_counter() + CEILING_WARMUP_S) for _ in range(CEILING_TASKS)))
+    await asyncio.gather(*(task(time.perf_counter() + 0.3) for _ in range(CEILING_TASKS)))  # warm-up
     latencies.clear()
     rows = 0
+    pg_before = postgres_cpu_seconds()
     t0 = time.perf_counter()
     await asyncio.gather(*(task(time.perf_counter() + duration_s) for _ in range(CEILING_TASKS)))
     elapsed = time.perf_counter() - t0
+    postgres_cpu = None
+    if pg_before is not None:
+        await asyncio.sleep(0.2)  # the postmaster collects the exited backends' CPU time
+        pg_after = postgres_cpu_seconds()
+        postgres_cpu = None if pg_after is None else pg_after - pg_before
     label = "durable ceiling (psycopg)" if batch == 1 else f"psycopg, {batch} rows/txn"
-    return LoadResult(label, CEILING_TASKS, rows, 0, elapsed, latencies)
+    return LoadResult(label, CEILING_TASKS, rows, 0, elapsed, latencies, postgres_cpu_s=postgres_cpu)
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
